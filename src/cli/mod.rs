@@ -1,0 +1,37 @@
+//! The `flint` command line: parses arguments and dispatches to the parts
+//! that do the work. Every failure ends as one clear line on stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::vmm::kvm_check;
+
+#[derive(Parser)]
+#[command(name = "flint", version, about = "Run EC2-style instances under KVM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that /dev/kvm works by running a tiny real-mode guest.
+    KvmCheck,
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::KvmCheck => match kvm_check::run() {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("flint kvm-check: {err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

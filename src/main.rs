@@ -1,0 +1,10 @@
+//! Flint: a lightweight KVM hypervisor that runs EC2-style instances.
+
+mod cli;
+mod vmm;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::run()
+}
