@@ -146,6 +146,10 @@ sgdisk --zap-all \
 
 loop=$(losetup -f --show -P "$disk")
 log "debian-12: attached $loop"
+# Some kernels lack the GPT parser that losetup -P relies on; partx adds the
+# partitions through BLKPG from userspace then.
+sleep 0.2
+[[ -b ${loop}p3 ]] || partx -a "$loop" 2>/dev/null || true
 for _ in $(seq 50); do
     [[ -b ${loop}p3 ]] && break
     sleep 0.1
@@ -180,8 +184,9 @@ debootstrap --variant=minbase --arch=amd64 \
 }
 log "debian-12: debootstrap done ($(du -sh -x "$mnt" | cut -f1))"
 
+# /boot/efi stays an empty mount point during the build: the ESP is
+# written with mtools at the end (see "bootloader").
 mkdir -p "$mnt/boot/efi"
-mount "${loop}p2" "$mnt/boot/efi"
 
 # A private /dev for the chroot, so that nothing is created in the host's
 # /dev: the basic nodes, the loop device and its partitions, and the
@@ -289,9 +294,27 @@ in_chroot update-locale LANG=C.UTF-8
 log "debian-12: grub-install (i386-pc on $loop, x86_64-efi removable)"
 in_chroot grub-install --target=i386-pc "$loop" >>"$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "debian-12: grub-install i386-pc failed"; }
-in_chroot grub-install --target=x86_64-efi --efi-directory=/boot/efi \
-    --removable --no-nvram >>"$work/grub.log" 2>&1 ||
-    { cat "$work/grub.log" >&2; die "debian-12: grub-install x86_64-efi failed"; }
+# UEFI: what `grub-install --target=x86_64-efi --efi-directory=/boot/efi
+# --removable --no-nvram` does, by hand, because grub-install insists on the
+# ESP being mounted and build hosts' kernels may lack vfat (this machine's
+# does): modules into /boot/grub/x86_64-efi, a core image whose embedded
+# config finds the root filesystem by UUID, copied to the removable path
+# EFI/BOOT/BOOTX64.EFI on the ESP with mtools (Debian's package, unpacked).
+efidir=/boot/grub/x86_64-efi
+mkdir -p "$mnt$efidir"
+cp "$mnt"/usr/lib/grub/x86_64-efi/*.mod "$mnt"/usr/lib/grub/x86_64-efi/*.lst "$mnt$efidir/"
+printf '%s\n' "search.fs_uuid $root_uuid root" "set prefix=(\$root)'/boot/grub'" >"$mnt$efidir/load.cfg"
+in_chroot grub-mkimage --directory=/usr/lib/grub/x86_64-efi --format=x86_64-efi \
+    --prefix= --config="$efidir/load.cfg" --output="$efidir/core.efi" \
+    ext2 part_gpt search_fs_uuid >>"$work/grub.log" 2>&1 ||
+    { cat "$work/grub.log" >&2; die "debian-12: grub-mkimage x86_64-efi failed"; }
+mtools_deb=$(fetch_deb mtools)
+mkdir -p "$work/mtools"
+dpkg-deb -x "$mtools_deb" "$work/mtools"
+mt=$work/mtools/usr/bin
+export MTOOLS_SKIP_CHECK=1
+"$mt/mmd" -i "${loop}p2" ::/EFI ::/EFI/BOOT
+"$mt/mcopy" -i "${loop}p2" "$mnt$efidir/core.efi" ::/EFI/BOOT/BOOTX64.EFI
 in_chroot update-grub >>"$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "debian-12: update-grub failed"; }
 
@@ -302,7 +325,7 @@ grep -q "root=UUID=$root_uuid" "$grubcfg" || die "debian-12: grub.cfg does not b
 grep -q 'console=tty0 console=ttyS0,115200n8' "$grubcfg" || die "debian-12: grub.cfg lacks the serial console"
 grep -q '^serial --speed=115200' "$grubcfg" || die "debian-12: grub.cfg lacks the serial terminal"
 if grep -E '^\s*linux\s' "$grubcfg" | grep -qw quiet; then die "debian-12: grub.cfg still says quiet"; fi
-[[ -f $mnt/boot/efi/EFI/BOOT/BOOTX64.EFI ]] || die "debian-12: no EFI/BOOT/BOOTX64.EFI"
+"$mt/mdir" -i "${loop}p2" ::/EFI/BOOT 2>/dev/null | grep -qi 'BOOTX64 *EFI' || die "debian-12: no EFI/BOOT/BOOTX64.EFI on the ESP"
 [[ -f $mnt/boot/grub/i386-pc/core.img ]] || die "debian-12: no i386-pc core.img"
 initrd=$mnt/boot/initrd.img-$kernel_version
 [[ -f $initrd ]] || die "debian-12: no initramfs for $kernel_version"
@@ -346,7 +369,6 @@ unmount_all_but_root() {
         umount "$t"
     done < <(findmnt -rn -o TARGET | awk -v m="$mnt" 'index($0, m "/") == 1' | sort -r)
 }
-fstrim -v "$mnt/boot/efi" || log "debian-12: warning: fstrim of the ESP failed"
 fstrim -v "$mnt" || log "debian-12: warning: fstrim of the root failed"
 unmount_all_but_root
 umount "$mnt"

@@ -125,3 +125,18 @@ pub fn run() -> Result<KvmCheckReport, KvmCheckError> {
     }
     Err(KvmCheckError::NoHalt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs /dev/kvm (any flavour: tiny guests run even on kvm_pvm).
+    #[test]
+    fn tiny_guest_writes_ok_and_halts() {
+        let report = run().expect("kvm-check on this host's /dev/kvm");
+        assert_eq!(report.output, "OK");
+        assert_eq!(report.api_version, 12);
+        // Two port writes, then the halt.
+        assert_eq!(report.exits, 3);
+    }
+}

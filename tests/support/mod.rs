@@ -1,0 +1,116 @@
+//! Runs end-to-end scenarios through `tests/emuhost/run` and reads their
+//! results. One scenario runs at a time on the machine (a lock file), because
+//! an emulated KVM host saturates both cores.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Scenario {
+    name: String,
+    timeout_s: u32,
+    disks: Vec<(String, PathBuf)>,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub passed: bool,
+    /// The runner's own report (stderr): verdict, reason, log tail.
+    pub report: String,
+    pub log_path: PathBuf,
+    pub log: String,
+}
+
+impl Scenario {
+    /// `name` is a script in tests/scenarios/ (without `.sh`).
+    pub fn new(name: &str) -> Self {
+        Scenario {
+            name: name.to_string(),
+            timeout_s: 600,
+            disks: Vec::new(),
+        }
+    }
+
+    pub fn timeout(mut self, seconds: u32) -> Self {
+        self.timeout_s = seconds;
+        self
+    }
+
+    pub fn disk(mut self, name: &str, path: &Path) -> Self {
+        self.disks.push((name.to_string(), path.to_path_buf()));
+        self
+    }
+
+    pub fn run(self) -> Outcome {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lock = File::create(repo.join("target/.e2e.lock")).expect("create e2e lock file");
+        lock.lock().expect("take e2e lock");
+
+        let log_path =
+            repo.join("target/e2e-logs")
+                .join(format!("{}-{}.log", self.name, std::process::id()));
+        let mut cmd = Command::new(repo.join("tests/emuhost/run"));
+        cmd.arg("--timeout")
+            .arg(self.timeout_s.to_string())
+            .arg("--log")
+            .arg(&log_path)
+            .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"));
+        for (name, path) in &self.disks {
+            cmd.arg("--disk").arg(format!("{name}={}", path.display()));
+        }
+        cmd.arg(
+            repo.join("tests/scenarios")
+                .join(format!("{}.sh", self.name)),
+        );
+        let output = cmd.output().expect("start tests/emuhost/run");
+        let report = String::from_utf8_lossy(&output.stderr).into_owned();
+        let log = std::fs::read(&log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Outcome {
+            passed: output.status.success(),
+            report,
+            log_path,
+            log,
+        }
+    }
+}
+
+impl Outcome {
+    /// Panics with the runner's report (which carries the log tail) unless
+    /// the scenario passed.
+    pub fn assert_pass(&self) -> &Self {
+        assert!(
+            self.passed,
+            "scenario failed:\n{}\nlog: {}",
+            self.report,
+            self.log_path.display()
+        );
+        self
+    }
+
+    /// Panics unless the result NAME was reported with status=pass.
+    pub fn assert_result(&self, name: &str) -> &Self {
+        let wanted = format!("FLINT-RESULT name={name} status=pass");
+        assert!(
+            self.log.lines().any(|l| l.starts_with(&wanted)),
+            "no passing result {name:?} in {}",
+            self.log_path.display()
+        );
+        self
+    }
+
+    /// The value of metric NAME, if reported.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let prefix = format!("FLINT-METRIC name={name} value=");
+        self.log.lines().find_map(|l| {
+            l.strip_prefix(&prefix)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+}
