@@ -313,8 +313,10 @@ mkdir -p "$work/mtools"
 dpkg-deb -x "$mtools_deb" "$work/mtools"
 mt=$work/mtools/usr/bin
 export MTOOLS_SKIP_CHECK=1
-"$mt/mmd" -i "${loop}p2" ::/EFI ::/EFI/BOOT
-"$mt/mcopy" -i "${loop}p2" "$mnt$efidir/core.efi" ::/EFI/BOOT/BOOTX64.EFI
+# (mtools complains that a partition has no geometry; that is harmless.)
+{ "$mt/mmd" -i "${loop}p2" ::/EFI ::/EFI/BOOT &&
+    "$mt/mcopy" -i "${loop}p2" "$mnt$efidir/core.efi" ::/EFI/BOOT/BOOTX64.EFI; } >"$work/mtools.log" 2>&1 ||
+    { cat "$work/mtools.log" >&2; die "debian-12: writing EFI/BOOT/BOOTX64.EFI to the ESP failed"; }
 in_chroot update-grub >>"$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "debian-12: update-grub failed"; }
 
@@ -369,10 +371,17 @@ unmount_all_but_root() {
         umount "$t"
     done < <(findmnt -rn -o TARGET | awk -v m="$mnt" 'index($0, m "/") == 1' | sort -r)
 }
+# Commit the journal first: blocks freed by the scrub are trimmable only then.
+sync
 fstrim -v "$mnt" || log "debian-12: warning: fstrim of the root failed"
 unmount_all_but_root
 umount "$mnt"
-e2fsck -f -n "${loop}p3" >"$work/e2fsck.log" 2>&1 || { cat "$work/e2fsck.log" >&2; die "debian-12: e2fsck found problems"; }
+# Discard whatever fstrim missed, and replace the journal (64 MiB of stale
+# transactions) by a fresh, zeroed one that --dig-holes turns into holes.
+e2fsck -f -y -E discard "${loop}p3" >"$work/e2fsck.log" 2>&1 || { cat "$work/e2fsck.log" >&2; die "debian-12: e2fsck found problems"; }
+tune2fs -O ^has_journal "${loop}p3" >/dev/null
+tune2fs -O has_journal "${loop}p3" >/dev/null
+e2fsck -f -n "${loop}p3" >>"$work/e2fsck.log" 2>&1 || { cat "$work/e2fsck.log" >&2; die "debian-12: e2fsck found problems"; }
 fsck.vfat -n "${loop}p2" >"$work/fsck-vfat.log" 2>&1 || { cat "$work/fsck-vfat.log" >&2; die "debian-12: fsck.vfat found problems"; }
 sync
 losetup -d "$loop"
