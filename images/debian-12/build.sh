@@ -278,13 +278,14 @@ log "debian-12: kernel $kernel_version, cloud-init $(in_chroot dpkg-query -W -f 
 # ---------------------------------------------------------------- configuration
 
 install -m 644 "$recipe_dir/grub.cfg" "$mnt/etc/default/grub.d/50-flint.cfg"
+install -m 644 "$recipe_dir/cloud.cfg" "$mnt/etc/cloud/cloud.cfg.d/01_flint.cfg"
 install -m 644 "$recipe_dir/ssh-host-keys.service" "$mnt/etc/systemd/system/ssh-host-keys.service"
 in_chroot systemctl enable ssh-host-keys.service >/dev/null 2>&1
 [[ -L $mnt/etc/systemd/system/ssh.service.wants/ssh-host-keys.service ]] || die "debian-12: cannot enable ssh-host-keys.service"
 [[ -L $mnt/etc/systemd/system/multi-user.target.wants/ssh.service ]] || die "debian-12: ssh.service is not enabled"
 
-# C.UTF-8 needs no generation; also provide en_US.UTF-8, the locale
-# cloud-init's Debian distro sets by default.
+# C.UTF-8 needs no generation; also provide en_US.UTF-8, the locale that
+# cloud-init's Debian distro applies by default (saves a first-boot locale-gen).
 sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' "$mnt/etc/locale.gen"
 in_chroot locale-gen >/dev/null
 in_chroot update-locale LANG=C.UTF-8

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::vmm::kvm_check;
+use crate::vmm::config::VmmArgs;
+use crate::vmm::{kvm_check, lifecycle};
 
 #[derive(Parser)]
 #[command(name = "flint", version, about = "Run EC2-style instances under KVM")]
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Check that /dev/kvm works by running a tiny real-mode guest.
     KvmCheck,
+    /// Run one virtual machine (one instance) in this process.
+    Vmm(VmmArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -31,6 +34,13 @@ pub fn run() -> ExitCode {
             Err(err) => {
                 eprintln!("flint kvm-check: {err}");
                 ExitCode::FAILURE
+            }
+        },
+        Command::Vmm(args) => match args.to_config() {
+            Ok(config) => lifecycle::run(config),
+            Err(e) => {
+                eprintln!("flint vmm: {e}");
+                ExitCode::from(lifecycle::EXIT_CONFIG)
             }
         },
     }

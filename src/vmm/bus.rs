@@ -120,7 +120,8 @@ mod tests {
     #[test]
     fn dispatches_by_range_with_relative_offsets() {
         let bus = Bus::new();
-        bus.insert(Arc::new(Mutex::new(Echo(10))), 0x100, 8).unwrap();
+        bus.insert(Arc::new(Mutex::new(Echo(10))), 0x100, 8)
+            .unwrap();
         let mut b = [0u8; 1];
         assert!(bus.read(0x103, &mut b));
         assert_eq!(b[0], 13);

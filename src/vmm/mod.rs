@@ -4,10 +4,18 @@
 #![allow(dead_code)]
 
 pub mod acpi;
+pub mod boot;
 pub mod bus;
+pub mod config;
+pub mod cpu;
 pub mod devices;
+pub mod instance;
 pub mod irq;
 pub mod kvm_check;
 pub mod layout;
+pub mod lifecycle;
 pub mod memory;
 pub mod power;
+pub mod runtime;
+pub mod vcpu;
+pub mod vm;

@@ -30,8 +30,7 @@ pub const TYPE_BLOCK: u32 = 2;
 
 /// Feature bits every modern device offers (virtio 1.2, section 6).
 pub const FEATURE_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
-pub const FEATURE_RING_EVENT_IDX: u64 =
-    1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
+pub const FEATURE_RING_EVENT_IDX: u64 = 1 << virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
 
 /// How a device tells the guest about used buffers and config changes.
 /// The transport maps these onto MSI-X vectors (and honours masking).

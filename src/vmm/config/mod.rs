@@ -1,0 +1,222 @@
+//! What one VM is made of: the JSON config file of `flint vmm --config`,
+//! the equivalent command-line flags, and validation of both before any VM
+//! is created.
+
+mod flags;
+
+pub use flags::VmmArgs;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Below this the Debian kernel cannot even unpack its initramfs.
+pub const MIN_MEMORY_MIB: u64 = 64;
+/// Bounded by what one host may sensibly give one VM here.
+pub const MAX_MEMORY_MIB: u64 = 1 << 20;
+/// x2APIC ids are not set up, so xAPIC's 8-bit ids bound the count.
+pub const MAX_VCPUS: u8 = 254;
+/// Disks occupy PCI slots; the rest stay free for hot-plug and NICs.
+pub const MAX_DISKS: usize = 16;
+/// virtio-blk's ID field is 20 bytes.
+pub const MAX_SERIAL_LEN: usize = 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmConfig {
+    #[serde(default = "default_vcpus")]
+    pub vcpus: u8,
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    pub kernel: Option<KernelConfig>,
+    #[serde(default)]
+    pub disks: Vec<DiskConfig>,
+    #[serde(default)]
+    pub console: ConsoleConfig,
+    /// The per-VM control socket (JSON over HTTP).
+    pub api_socket: Option<PathBuf>,
+    #[serde(default)]
+    pub on_reboot: RebootAction,
+    /// How long a graceful shutdown (SIGTERM, API) may take before a hard stop.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_s: u64,
+    #[serde(default = "default_true")]
+    pub seccomp: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KernelConfig {
+    /// bzImage or ELF vmlinux.
+    pub path: PathBuf,
+    pub initrd: Option<PathBuf>,
+    #[serde(default = "default_cmdline")]
+    pub cmdline: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub read_only: bool,
+    /// The disk's serial (virtio-blk ID): the volume id on Flint.
+    pub serial: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Append the serial console to this file.
+    pub file: Option<PathBuf>,
+    /// Also connect the console to the VMM's stdin/stdout.
+    #[serde(default)]
+    pub stdio: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootAction {
+    /// Reset the VM and boot again, as a PC does.
+    #[default]
+    Restart,
+    /// Exit with EXIT_REBOOT so a supervisor can decide.
+    Exit,
+}
+
+fn default_vcpus() -> u8 {
+    1
+}
+fn default_memory_mib() -> u64 {
+    512
+}
+fn default_cmdline() -> String {
+    "console=ttyS0 reboot=k panic=1".to_string()
+}
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("vcpus must be between 1 and {MAX_VCPUS}, got {0}")]
+    Vcpus(u64),
+    #[error("memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, got {0}")]
+    Memory(u64),
+    #[error("nothing to boot: give a kernel (--kernel)")]
+    NoBootSource,
+    #[error("{what} {path}: {reason}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("kernel command line is {0} bytes, the limit is {max}", max = crate::vmm::layout::CMDLINE_MAX_SIZE - 1)]
+    CmdlineTooLong(usize),
+    #[error("kernel command line contains a NUL byte")]
+    CmdlineNul,
+    #[error("at most {MAX_DISKS} disks, got {0}")]
+    TooManyDisks(usize),
+    #[error("disk serial {0:?} is longer than {MAX_SERIAL_LEN} bytes or not printable ASCII")]
+    Serial(String),
+    #[error("disk {0} is given twice")]
+    DuplicateDisk(PathBuf),
+    #[error("bad flag value: {0}")]
+    Flag(String),
+    #[error("console file {0} is a directory")]
+    ConsoleDir(PathBuf),
+}
+
+impl VmConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Checks everything that can be checked before creating the VM.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
+            return Err(ConfigError::Vcpus(self.vcpus.into()));
+        }
+        if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&self.memory_mib) {
+            return Err(ConfigError::Memory(self.memory_mib));
+        }
+        let kernel = self.kernel.as_ref().ok_or(ConfigError::NoBootSource)?;
+        check_file("kernel", &kernel.path, false)?;
+        if let Some(initrd) = &kernel.initrd {
+            check_file("initrd", initrd, false)?;
+        }
+        if kernel.cmdline.len() >= crate::vmm::layout::CMDLINE_MAX_SIZE {
+            return Err(ConfigError::CmdlineTooLong(kernel.cmdline.len()));
+        }
+        if kernel.cmdline.contains('\0') {
+            return Err(ConfigError::CmdlineNul);
+        }
+        if self.disks.len() > MAX_DISKS {
+            return Err(ConfigError::TooManyDisks(self.disks.len()));
+        }
+        let mut seen = Vec::new();
+        for disk in &self.disks {
+            check_file("disk", &disk.path, !disk.read_only)?;
+            let canonical = fs::canonicalize(&disk.path).unwrap_or(disk.path.clone());
+            if seen.contains(&canonical) {
+                return Err(ConfigError::DuplicateDisk(disk.path.clone()));
+            }
+            seen.push(canonical);
+            if let Some(serial) = &disk.serial
+                && (serial.len() > MAX_SERIAL_LEN || !serial.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(ConfigError::Serial(serial.clone()));
+            }
+        }
+        if let Some(file) = &self.console.file
+            && file.is_dir()
+        {
+            return Err(ConfigError::ConsoleDir(file.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// A regular file (or block device) that can be opened as needed.
+fn check_file(what: &'static str, path: &Path, writable: bool) -> Result<(), ConfigError> {
+    let err = |reason: String| ConfigError::File {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(err("is a directory".into()));
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! CPUID for each vCPU: what KVM supports, with the topology of this VM and
+//! the hypervisor bit.
+
+use kvm_bindings::CpuId;
+
+const LEAF_FEATURES: u32 = 1;
+const LEAF_CACHE_PARAMS: u32 = 4;
+const LEAF_EXT_TOPOLOGY: u32 = 0xb;
+const LEAF_EXT_TOPOLOGY_V2: u32 = 0x1f;
+const LEAF_AMD_SIZE_IDS: u32 = 0x8000_0008;
+const LEAF_AMD_EXT_APIC_ID: u32 = 0x8000_001e;
+const ECX_HYPERVISOR: u32 = 1 << 31;
+const EDX_HTT: u32 = 1 << 28;
+/// Leaf 0xb/0x1f level types.
+const LEVEL_SMT: u32 = 1;
+const LEVEL_CORE: u32 = 2;
+
+/// One socket of `vcpus` single-thread cores; the APIC id is the index.
+pub fn filter_cpuid(cpuid: &mut CpuId, vcpu_index: u8, vcpus: u8) {
+    let apic_id = u32::from(vcpu_index);
+    let count = u32::from(vcpus);
+    // Bits needed to number the cores of the socket.
+    let core_bits = 32 - (count.max(1) - 1).leading_zeros();
+    for entry in cpuid.as_mut_slice() {
+        match entry.function {
+            LEAF_FEATURES => {
+                // EBX: [31:24] initial APIC id, [23:16] logical processors.
+                entry.ebx = (entry.ebx & 0xffff) | (apic_id << 24) | ((count & 0xff) << 16);
+                entry.ecx |= ECX_HYPERVISOR;
+                if count > 1 {
+                    entry.edx |= EDX_HTT;
+                } else {
+                    entry.edx &= !EDX_HTT;
+                }
+            }
+            LEAF_CACHE_PARAMS => {
+                // EAX[31:26]: cores per package - 1; [25:14]: threads sharing
+                // the cache - 1 (one thread per core; L3 shared by all).
+                let cache_level = (entry.eax >> 5) & 0x7;
+                let sharing = if cache_level >= 3 { count - 1 } else { 0 };
+                entry.eax = (entry.eax & 0x3fff) | ((count - 1) << 26) | (sharing << 14);
+            }
+            LEAF_EXT_TOPOLOGY | LEAF_EXT_TOPOLOGY_V2 => {
+                entry.edx = apic_id;
+                match entry.index {
+                    0 => {
+                        entry.eax = 0; // no SMT bits
+                        entry.ebx = 1;
+                        entry.ecx = (LEVEL_SMT << 8) | entry.index;
+                    }
+                    1 => {
+                        entry.eax = core_bits;
+                        entry.ebx = count;
+                        entry.ecx = (LEVEL_CORE << 8) | entry.index;
+                    }
+                    _ => {
+                        entry.eax = 0;
+                        entry.ebx = 0;
+                        entry.ecx = entry.index;
+                    }
+                }
+            }
+            LEAF_AMD_SIZE_IDS => {
+                // ECX[15:12]: APIC id size; [7:0]: cores - 1.
+                entry.ecx = (core_bits << 12) | (count - 1);
+            }
+            LEAF_AMD_EXT_APIC_ID => {
+                entry.eax = apic_id;
+                entry.ebx = 0; // one thread per core, core id 0 per node
+                entry.ecx = 0;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_bindings::kvm_cpuid_entry2;
+
+    fn leaf(function: u32, index: u32) -> kvm_cpuid_entry2 {
+        kvm_cpuid_entry2 {
+            function,
+            index,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn topology_and_hypervisor_bit() {
+        let mut cpuid = CpuId::from_entries(&[
+            leaf(LEAF_FEATURES, 0),
+            leaf(LEAF_EXT_TOPOLOGY, 0),
+            leaf(LEAF_EXT_TOPOLOGY, 1),
+            leaf(LEAF_AMD_SIZE_IDS, 0),
+        ])
+        .unwrap();
+        filter_cpuid(&mut cpuid, 2, 4);
+        let e = cpuid.as_slice();
+        assert_eq!(e[0].ebx >> 24, 2);
+        assert_eq!((e[0].ebx >> 16) & 0xff, 4);
+        assert_ne!(e[0].ecx & ECX_HYPERVISOR, 0);
+        assert_ne!(e[0].edx & EDX_HTT, 0);
+        assert_eq!(e[1].edx, 2);
+        assert_eq!((e[2].eax, e[2].ebx), (2, 4));
+        assert_eq!(e[3].ecx & 0xff, 3);
+    }
+}

@@ -1,0 +1,261 @@
+//! One boot of the VM: builds memory, the KVM VM, devices, ACPI tables and
+//! the kernel; runs the vCPUs and the device event loop until the guest
+//! powers off or resets, a stop is requested, or something breaks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use thiserror::Error;
+use vm_memory::GuestAddress;
+use vmm_sys_util::epoll::EventSet;
+
+use crate::vmm::boot::{self, BootError};
+use crate::vmm::bus::{Bus, BusDevice};
+use crate::vmm::config::VmConfig;
+use crate::vmm::cpu::{self, CpuError};
+use crate::vmm::layout;
+use crate::vmm::memory::{self, MemoryError};
+use crate::vmm::power::{PowerAction, PowerControl};
+use crate::vmm::runtime::{Fault, TermSignals};
+use crate::vmm::vcpu::{VcpuContext, VcpuThread};
+use crate::vmm::vm::{Vm, VmError};
+
+#[derive(Debug, Error)]
+pub enum InstanceError {
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    #[error("cannot {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("KVM: {0}")]
+    Kvm(kvm_ioctls::Error),
+    #[error("event loop: {0:?}")]
+    EventLoop(event_manager::Error),
+    #[error("device set-up: {0}")]
+    Device(String),
+}
+
+/// How one boot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    PoweredOff,
+    Reset,
+    /// Stopped without the guest's cooperation.
+    HardStopped(String),
+    Faulted(String),
+}
+
+/// What the outside world (signals, the control socket) can ask of a boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// ACPI power button; hard stop when the timeout passes.
+    GracefulShutdown,
+    HardStop,
+}
+
+/// Subscribers in the event loop are shared with the vCPU threads (bus
+/// accesses), hence the mutex.
+type Subscriber = Box<dyn MutEventSubscriber + Send>;
+
+struct Shared<T: ?Sized>(Arc<Mutex<T>>);
+
+impl<T: MutEventSubscriber + ?Sized> MutEventSubscriber for Shared<T> {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .process(events, ops)
+    }
+    fn init(&mut self, ops: &mut EventOps) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).init(ops)
+    }
+}
+
+/// Wakes the main loop for the eventfds it cares about; the main loop then
+/// looks at the state behind them.
+struct Wakeup {
+    fds: Vec<i32>,
+}
+
+impl MutEventSubscriber for Wakeup {
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reading 8 bytes from an eventfd we registered into a live
+        // buffer of 8 bytes. The counter is just drained; errors
+        // (EAGAIN) are harmless.
+        unsafe { libc::read(events.fd(), buf.as_mut_ptr().cast(), 8) };
+    }
+    fn init(&mut self, ops: &mut EventOps) {
+        for &fd in &self.fds {
+            let _ = ops.add(Events::with_data_raw(fd, 0, EventSet::IN));
+        }
+    }
+}
+
+/// A temporary COM1 that only prints what the guest writes (replaced by
+/// devices::legacy::serial).
+struct ConsoleStandIn {
+    out: Box<dyn std::io::Write + Send>,
+}
+
+impl BusDevice for ConsoleStandIn {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(match offset {
+            2 => 0x01,
+            5 => 0x60,
+            _ => 0,
+        });
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if offset == 0 {
+            let _ = self.out.write_all(&data[..1]);
+            let _ = self.out.flush();
+        }
+    }
+}
+
+/// Things the main loop needs from outside one boot.
+pub struct Controls<'a> {
+    pub term: &'a TermSignals,
+    pub requests: &'a dyn Fn() -> Option<Request>,
+    pub request_event: i32,
+}
+
+pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, InstanceError> {
+    let setup = |what| move |source| InstanceError::Setup { what, source };
+    let memory_bytes = config.memory_mib << 20;
+    let mem = memory::create_guest_memory(memory_bytes)?;
+    let vm = Vm::new(&mem)?;
+    let power = PowerControl::new().map_err(setup("create an eventfd"))?;
+    let fault = Fault::new().map_err(setup("create an eventfd"))?;
+    let pio = Arc::new(Bus::new());
+    let mmio = Arc::new(Bus::new());
+    let mut subscribers: Vec<Subscriber> = Vec::new();
+
+    let console: Box<dyn std::io::Write + Send> = match &config.console.file {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(setup("open the console file"))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    pio.insert(
+        Arc::new(Mutex::new(ConsoleStandIn { out: console })),
+        u64::from(layout::PORT_COM1),
+        8,
+    )
+    .map_err(|e| InstanceError::Device(e.to_string()))?;
+
+    let rsdp = GuestAddress(0);
+    let kernel = config
+        .kernel
+        .as_ref()
+        .ok_or_else(|| InstanceError::Device("no kernel configured".into()))?;
+    let entry = boot::load_kernel(&mem, kernel, memory_bytes, rsdp)?;
+
+    let supported = vm
+        .kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(InstanceError::Kvm)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut vcpus = Vec::new();
+    for index in 0..config.vcpus {
+        let fd = vm
+            .fd
+            .create_vcpu(u64::from(index))
+            .map_err(InstanceError::Kvm)?;
+        cpu::configure_vcpu(&fd, index, config.vcpus, &supported, &mem, entry)?;
+        let ctx = VcpuContext {
+            index,
+            pio: pio.clone(),
+            mmio: mmio.clone(),
+            power: power.clone(),
+            fault: fault.clone(),
+            stop: stop.clone(),
+        };
+        vcpus.push(
+            VcpuThread::spawn(fd, ctx, Box::new(|| Ok(())))
+                .map_err(setup("start a vCPU thread"))?,
+        );
+    }
+
+    let mut events: EventManager<Subscriber> =
+        EventManager::new().map_err(InstanceError::EventLoop)?;
+    use std::os::fd::AsRawFd;
+    events.add_subscriber(Box::new(Wakeup {
+        fds: vec![
+            power.event().as_raw_fd(),
+            fault.event().as_raw_fd(),
+            controls.term.event().as_raw_fd(),
+            controls.request_event,
+        ],
+    }));
+    for s in subscribers.drain(..) {
+        events.add_subscriber(s);
+    }
+
+    let outcome = main_loop(&mut events, config, &power, &fault, controls);
+    stop.store(true, Ordering::Release);
+    for vcpu in vcpus {
+        vcpu.join();
+    }
+    outcome
+}
+
+fn main_loop(
+    events: &mut EventManager<Subscriber>,
+    config: &VmConfig,
+    power: &PowerControl,
+    fault: &Fault,
+    controls: &Controls,
+) -> Result<Outcome, InstanceError> {
+    let mut shutdown_deadline: Option<Instant> = None;
+    loop {
+        events
+            .run_with_timeout(200)
+            .map_err(InstanceError::EventLoop)?;
+        if let Some(reason) = fault.get() {
+            return Ok(Outcome::Faulted(reason));
+        }
+        match power.pending() {
+            Some(PowerAction::PowerOff) => return Ok(Outcome::PoweredOff),
+            Some(PowerAction::Reset) => return Ok(Outcome::Reset),
+            None => {}
+        }
+        let mut request = (controls.requests)();
+        if controls.term.event().read().is_ok() {
+            request = Some(Request::GracefulShutdown);
+        }
+        match request {
+            Some(Request::HardStop) => {
+                return Ok(Outcome::HardStopped("stop requested".into()));
+            }
+            Some(Request::GracefulShutdown) if shutdown_deadline.is_none() => {
+                // The ACPI power button comes with the PM device.
+                shutdown_deadline =
+                    Some(Instant::now() + Duration::from_secs(config.shutdown_timeout_s));
+            }
+            _ => {}
+        }
+        if shutdown_deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Outcome::HardStopped(format!(
+                "the guest did not shut down within {} s",
+                config.shutdown_timeout_s
+            )));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `flint vmm` from start to exit: validates the config, boots the VM
+//! (again after each guest reset, unless told to exit), and turns the way
+//! it ended into the process exit code.
+
+use std::process::ExitCode;
+
+use crate::vmm::config::{RebootAction, VmConfig};
+use crate::vmm::instance::{self, Controls, Outcome};
+use crate::vmm::runtime::TermSignals;
+use crate::vmm::vcpu;
+
+/// The guest powered off (or a graceful stop completed).
+pub const EXIT_POWEROFF: u8 = 0;
+/// The config was invalid or the VM could not be built.
+pub const EXIT_CONFIG: u8 = 1;
+/// The VMM failed while the guest ran (KVM error, a broken vCPU).
+pub const EXIT_FAILURE: u8 = 2;
+/// The guest rebooted and `on_reboot` is `exit`.
+pub const EXIT_REBOOT: u8 = 3;
+/// Stopped without the guest's cooperation (hard stop, shutdown timeout).
+pub const EXIT_HARD_STOP: u8 = 4;
+
+fn fail(code: u8, reason: &str) -> ExitCode {
+    eprintln!("flint vmm: {reason}");
+    ExitCode::from(code)
+}
+
+pub fn run(config: VmConfig) -> ExitCode {
+    if let Err(e) = config.validate() {
+        return fail(EXIT_CONFIG, &e.to_string());
+    }
+    let term = match TermSignals::install() {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_CONFIG, &format!("cannot install signal handlers: {e}")),
+    };
+    if let Err(e) = vcpu::install_kick_handler() {
+        return fail(
+            EXIT_CONFIG,
+            &format!("cannot install the vCPU kick handler: {e}"),
+        );
+    }
+    let no_requests = || None;
+    let controls = Controls {
+        term: &term,
+        requests: &no_requests,
+        request_event: -1,
+    };
+    let mut boots = 0u32;
+    loop {
+        boots += 1;
+        let outcome = match instance::boot_and_run(&config, &controls) {
+            Ok(outcome) => outcome,
+            // A boot that could not even be built: the first one is a
+            // config/start-up problem; later ones are runtime failures.
+            Err(e) if boots == 1 => return fail(EXIT_CONFIG, &e.to_string()),
+            Err(e) => return fail(EXIT_FAILURE, &e.to_string()),
+        };
+        match outcome {
+            Outcome::PoweredOff => return ExitCode::from(EXIT_POWEROFF),
+            Outcome::Reset if config.on_reboot == RebootAction::Restart => continue,
+            Outcome::Reset => return fail(EXIT_REBOOT, "the guest rebooted"),
+            Outcome::HardStopped(reason) => {
+                return fail(EXIT_HARD_STOP, &format!("hard stop: {reason}"));
+            }
+            Outcome::Faulted(reason) => return fail(EXIT_FAILURE, &reason),
+        }
+    }
+}
