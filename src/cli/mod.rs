@@ -20,7 +20,7 @@ enum Command {
     /// Check that /dev/kvm works by running a tiny real-mode guest.
     KvmCheck,
     /// Run one virtual machine (one instance) in this process.
-    Vmm(VmmArgs),
+    Vmm(Box<VmmArgs>),
 }
 
 pub fn run() -> ExitCode {

@@ -12,6 +12,7 @@ use thiserror::Error;
 use vm_memory::GuestAddress;
 use vmm_sys_util::epoll::EventSet;
 
+use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
 use crate::vmm::bus::{Bus, BusDevice};
 use crate::vmm::config::VmConfig;
@@ -62,6 +63,8 @@ pub enum Request {
     /// ACPI power button; hard stop when the timeout passes.
     GracefulShutdown,
     HardStop,
+    /// Hard reset, as the reset button.
+    Reset,
 }
 
 /// Subscribers in the event loop are shared with the vCPU threads (bus
@@ -128,8 +131,7 @@ impl BusDevice for ConsoleStandIn {
 /// Things the main loop needs from outside one boot.
 pub struct Controls<'a> {
     pub term: &'a TermSignals,
-    pub requests: &'a dyn Fn() -> Option<Request>,
-    pub request_event: i32,
+    pub api: Option<&'a ApiShared>,
 }
 
 pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, InstanceError> {
@@ -201,13 +203,18 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
             power.event().as_raw_fd(),
             fault.event().as_raw_fd(),
             controls.term.event().as_raw_fd(),
-            controls.request_event,
-        ],
+        ]
+        .into_iter()
+        .chain(controls.api.map(|a| a.event().as_raw_fd()))
+        .collect(),
     }));
     for s in subscribers.drain(..) {
         events.add_subscriber(s);
     }
 
+    if let Some(api) = controls.api {
+        api.set_state("running");
+    }
     let outcome = main_loop(&mut events, config, &power, &fault, controls);
     stop.store(true, Ordering::Release);
     for vcpu in vcpus {
@@ -236,7 +243,7 @@ fn main_loop(
             Some(PowerAction::Reset) => return Ok(Outcome::Reset),
             None => {}
         }
-        let mut request = (controls.requests)();
+        let mut request = controls.api.and_then(|a| a.next_request());
         if controls.term.event().read().is_ok() {
             request = Some(Request::GracefulShutdown);
         }
@@ -244,7 +251,11 @@ fn main_loop(
             Some(Request::HardStop) => {
                 return Ok(Outcome::HardStopped("stop requested".into()));
             }
+            Some(Request::Reset) => return Ok(Outcome::Reset),
             Some(Request::GracefulShutdown) if shutdown_deadline.is_none() => {
+                if let Some(api) = controls.api {
+                    api.set_state("shutting-down");
+                }
                 // The ACPI power button comes with the PM device.
                 shutdown_deadline =
                     Some(Instant::now() + Duration::from_secs(config.shutdown_timeout_s));

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use crate::vmm::api::{self, ApiShared, VmStatus};
 use crate::vmm::config::{RebootAction, VmConfig};
 use crate::vmm::instance::{self, Controls, Outcome};
 use crate::vmm::runtime::TermSignals;
@@ -39,16 +40,43 @@ pub fn run(config: VmConfig) -> ExitCode {
             &format!("cannot install the vCPU kick handler: {e}"),
         );
     }
-    let no_requests = || None;
-    let controls = Controls {
-        term: &term,
-        requests: &no_requests,
-        request_event: -1,
+    let api = match &config.api_socket {
+        Some(path) => {
+            let shared = match ApiShared::new(VmStatus {
+                state: "starting",
+                boots: 0,
+                vcpus: config.vcpus,
+                memory_mib: config.memory_mib,
+                pid: std::process::id(),
+            }) {
+                Ok(s) => s,
+                Err(e) => return fail(EXIT_CONFIG, &format!("cannot create an eventfd: {e}")),
+            };
+            if let Err(e) = api::start(path, shared.clone()) {
+                return fail(EXIT_CONFIG, &e.to_string());
+            }
+            Some(shared)
+        }
+        None => None,
     };
+    let code = run_boots(&config, &term, api.as_deref());
+    if let Some(path) = &config.api_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    code
+}
+
+fn run_boots(config: &VmConfig, term: &TermSignals, api: Option<&ApiShared>) -> ExitCode {
+    let controls = Controls { term, api };
     let mut boots = 0u32;
     loop {
         boots += 1;
-        let outcome = match instance::boot_and_run(&config, &controls) {
+        if let Some(api) = api {
+            let mut status = api.status.lock().unwrap_or_else(|e| e.into_inner());
+            status.boots = boots;
+            status.state = "starting";
+        }
+        let outcome = match instance::boot_and_run(config, &controls) {
             Ok(outcome) => outcome,
             // A boot that could not even be built: the first one is a
             // config/start-up problem; later ones are runtime failures.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acpi;
+pub mod api;
 pub mod boot;
 pub mod bus;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod kvm_check;
 pub mod layout;
 pub mod lifecycle;
 pub mod memory;
+pub mod pci;
 pub mod power;
 pub mod runtime;
 pub mod vcpu;

@@ -1,0 +1,232 @@
+//! The per-VM control socket: JSON over HTTP/1.1 on a Unix socket.
+//!
+//! ```text
+//! GET /vm             200 {"state": "running", "boots": 1, "vcpus": 2, ...}
+//! PUT /vm/shutdown    202  graceful: ACPI power button, hard stop after the timeout
+//! PUT /vm/stop        202  hard stop now
+//! PUT /vm/reboot      202  hard reset (as the reset button)
+//! ```
+//! Errors: 400 (malformed), 404 (unknown path), 405 (method, with Allow).
+
+mod http;
+
+use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
+
+use crate::vmm::instance::Request as VmRequest;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("cannot create the control socket {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the API thread: {0}")]
+    Thread(std::io::Error),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VmStatus {
+    /// starting | running | shutting-down | stopped
+    pub state: &'static str,
+    pub boots: u32,
+    pub vcpus: u8,
+    pub memory_mib: u64,
+    pub pid: u32,
+}
+
+/// What the API thread and the VMM's main loop share.
+pub struct ApiShared {
+    pub status: Mutex<VmStatus>,
+    requests: Mutex<VecDeque<VmRequest>>,
+    event: EventFd,
+}
+
+impl ApiShared {
+    pub fn new(status: VmStatus) -> std::io::Result<Arc<Self>> {
+        Ok(Arc::new(ApiShared {
+            status: Mutex::new(status),
+            requests: Mutex::new(VecDeque::new()),
+            event: EventFd::new(EFD_NONBLOCK)?,
+        }))
+    }
+
+    pub fn next_request(&self) -> Option<VmRequest> {
+        let _ = self.event.read();
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    pub fn event(&self) -> &EventFd {
+        &self.event
+    }
+
+    pub fn set_state(&self, state: &'static str) {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).state = state;
+    }
+
+    fn push(&self, request: VmRequest) {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(request);
+        let _ = self.event.write(1);
+    }
+}
+
+/// Binds the socket (replacing a stale one) and serves it on a thread.
+pub fn start(path: &Path, shared: Arc<ApiShared>) -> Result<std::thread::JoinHandle<()>, ApiError> {
+    let bind_err = |source| ApiError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                serve(stream, &shared);
+            }
+        })
+        .map_err(ApiError::Thread)
+}
+
+fn serve(mut stream: UnixStream, shared: &ApiShared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    loop {
+        let request = match http::read_request(&mut stream, &mut buf) {
+            Ok(http::ReadOutcome::Request(r)) => r,
+            Ok(http::ReadOutcome::Bad(reason)) => {
+                let body = serde_json::json!({ "error": reason }).to_string();
+                let _ = http::write_response(&mut stream, 400, &[("Connection", "close")], &body);
+                return;
+            }
+            Ok(http::ReadOutcome::Closed) | Err(_) => return,
+        };
+        let (status, allow, body) = route(&request, shared);
+        let mut headers = Vec::new();
+        if let Some(allow) = allow {
+            headers.push(("Allow", allow));
+        }
+        if request.close {
+            headers.push(("Connection", "close"));
+        }
+        if http::write_response(&mut stream, status, &headers, &body).is_err() || request.close {
+            return;
+        }
+    }
+}
+
+fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+    let path = request.path.split('?').next().unwrap_or("");
+    let action = match path {
+        "/vm" => {
+            return if request.method == "GET" {
+                let status = shared
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                (
+                    200,
+                    None,
+                    serde_json::to_string(&status).unwrap_or_default(),
+                )
+            } else {
+                method_not_allowed("GET")
+            };
+        }
+        "/vm/shutdown" => VmRequest::GracefulShutdown,
+        "/vm/stop" => VmRequest::HardStop,
+        "/vm/reboot" => VmRequest::Reset,
+        _ => {
+            let body = serde_json::json!({ "error": format!("no such path: {path}") });
+            return (404, None, body.to_string());
+        }
+    };
+    if request.method != "PUT" {
+        return method_not_allowed("PUT");
+    }
+    shared.push(action);
+    let name = path.trim_start_matches("/vm/");
+    (
+        202,
+        None,
+        serde_json::json!({ "accepted": name }).to_string(),
+    )
+}
+
+fn method_not_allowed(allow: &'static str) -> (u16, Option<&'static str>, String) {
+    let body = serde_json::json!({ "error": format!("method not allowed; use {allow}") });
+    (405, Some(allow), body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn exchange(path: &Path, raw: &str) -> String {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn serves_status_and_queues_actions() {
+        let dir = std::env::temp_dir().join(format!("flint-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vm.sock");
+        let shared = ApiShared::new(VmStatus {
+            state: "running",
+            boots: 1,
+            vcpus: 2,
+            memory_mib: 256,
+            pid: 1,
+        })
+        .unwrap();
+        start(&path, shared.clone()).unwrap();
+        let reply = exchange(&path, "GET /vm HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("\"state\":\"running\""));
+        let reply = exchange(
+            &path,
+            "PUT /vm/shutdown HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(reply.starts_with("HTTP/1.1 202"));
+        assert_eq!(shared.next_request(), Some(VmRequest::GracefulShutdown));
+        assert_eq!(shared.next_request(), None);
+        let reply = exchange(&path, "GET /vm/stop HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 405") && reply.contains("Allow: PUT"));
+        let reply = exchange(&path, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 404"));
+        let reply = exchange(&path, "garbage\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 400"));
+        // A stale socket file is replaced.
+        start(&path, shared).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

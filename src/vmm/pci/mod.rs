@@ -1,0 +1,21 @@
+//! PCI: bus 0 behind configuration mechanism #1 (ports 0xcf8/0xcfc), the
+//! host bridge, MSI-X and the virtio-pci transport.
+
+mod config_space;
+mod msix;
+mod root;
+mod virtio_pci;
+
+pub use config_space::{BarMove, ConfigSpace, PciIds};
+pub use msix::MsixTable;
+#[allow(unused_imports)] // wired in by the device manager
+pub use root::{PciRoot, PciRootError};
+#[allow(unused_imports)]
+pub use virtio_pci::{VirtioPciDevice, VirtioPciError};
+
+/// A device on the PCI bus (function 0 of its slot).
+pub trait PciDevice: Send {
+    fn config_read(&mut self, offset: usize, data: &mut [u8]);
+    /// Returns a BAR the write moved, so the bus can follow.
+    fn config_write(&mut self, offset: usize, data: &[u8]) -> Option<BarMove>;
+}
