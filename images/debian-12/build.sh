@@ -78,9 +78,13 @@ detach_loops() {
     done < <(losetup -l -n -O NAME,BACK-FILE 2>/dev/null)
 }
 
+# The EXIT trap may run while a command's output is redirected to a log;
+# keep the original stderr for its messages.
+exec 3>&2
 cleanup() {
     local rc=$?
     set +e
+    exec 1>&3 2>&3
     unmount_all
     [[ -n $loop ]] && losetup -d "$loop" 2>/dev/null
     detach_loops

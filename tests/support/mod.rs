@@ -12,6 +12,7 @@ pub struct Scenario {
     name: String,
     timeout_s: u32,
     disks: Vec<(String, PathBuf)>,
+    files: Vec<PathBuf>,
 }
 
 /// What a run produced.
@@ -30,6 +31,7 @@ impl Scenario {
             name: name.to_string(),
             timeout_s: 600,
             disks: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -40,6 +42,13 @@ impl Scenario {
 
     pub fn disk(mut self, name: &str, path: &Path) -> Self {
         self.disks.push((name.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// Carries a file from tests/scenarios/ into the payload.
+    pub fn file(mut self, name: &str) -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        self.files.push(repo.join("tests/scenarios").join(name));
         self
     }
 
@@ -57,6 +66,9 @@ impl Scenario {
             .arg("--log")
             .arg(&log_path)
             .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"));
+        for file in &self.files {
+            cmd.arg("--file").arg(file);
+        }
         for (name, path) in &self.disks {
             cmd.arg("--disk").arg(format!("{name}={}", path.display()));
         }
