@@ -18,7 +18,7 @@ SUITE=bookworm
 DISK_SIZE=4G
 BIOS_BOOT_MIB=1
 ESP_MIB=100
-HOSTNAME=debian
+IMAGE_HOSTNAME=debian
 
 # One build at a time per cache (images/build holds a lock per recipe), so a
 # fixed work dir is safe and lets a later run clean up after a killed one.
@@ -97,6 +97,10 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # Leftovers of an earlier run that was killed before its trap could run.
+if findmnt -rn -o TARGET | grep -q "^$mnt\(/\|$\)" ||
+    losetup -l -n -O BACK-FILE 2>/dev/null | grep -q "^$FLINT_CACHE_DIR/images/debian-12-"; then
+    log "debian-12: releasing mounts and loop devices left by an interrupted build"
+fi
 unmount_all
 detach_loops
 if findmnt -rn -o TARGET | grep -q "^$work/"; then
@@ -236,10 +240,10 @@ cp /etc/resolv.conf "$mnt/etc/resolv.conf" 2>/dev/null || true
 rm -f "$mnt/etc/apt/sources.list"
 sed -e "s|@MIRROR@|$mirror|" -e "s|@SECURITY_MIRROR@|$security_mirror|" \
     "$recipe_dir/debian.sources" >"$mnt/etc/apt/sources.list.d/debian.sources"
-echo "$HOSTNAME" >"$mnt/etc/hostname"
+echo "$IMAGE_HOSTNAME" >"$mnt/etc/hostname"
 cat >"$mnt/etc/hosts" <<EOF
 127.0.0.1	localhost
-127.0.1.1	$HOSTNAME
+127.0.1.1	$IMAGE_HOSTNAME
 
 ::1	localhost ip6-localhost ip6-loopback
 ff02::1	ip6-allnodes
@@ -296,7 +300,7 @@ in_chroot update-locale LANG=C.UTF-8
 
 # ---------------------------------------------------------------- bootloader
 
-log "debian-12: grub-install (i386-pc on $loop, x86_64-efi removable)"
+log "debian-12: GRUB: grub-install i386-pc on $loop, x86_64-efi core image at EFI/BOOT/BOOTX64.EFI"
 in_chroot grub-install --target=i386-pc "$loop" >>"$work/grub.log" 2>&1 ||
     { cat "$work/grub.log" >&2; die "debian-12: grub-install i386-pc failed"; }
 # UEFI: what `grub-install --target=x86_64-efi --efi-directory=/boot/efi

@@ -2,22 +2,22 @@
 //! the kernel; runs the vCPUs and the device event loop until the guest
 //! powers off or resets, a stop is requested, or something breaks.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use thiserror::Error;
-use vm_memory::GuestAddress;
 use vmm_sys_util::epoll::EventSet;
 
+use crate::vmm::acpi::PmDevice;
 use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
-use crate::vmm::bus::{Bus, BusDevice};
+use crate::vmm::bus::BusDevice;
 use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
-use crate::vmm::layout;
+use crate::vmm::device_manager::{DeviceError, Devices, Subscriber};
 use crate::vmm::memory::{self, MemoryError};
 use crate::vmm::power::{PowerAction, PowerControl};
 use crate::vmm::runtime::{Fault, TermSignals};
@@ -45,6 +45,8 @@ pub enum InstanceError {
     EventLoop(event_manager::Error),
     #[error("device set-up: {0}")]
     Device(String),
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
 }
 
 /// How one boot ended.
@@ -65,24 +67,6 @@ pub enum Request {
     HardStop,
     /// Hard reset, as the reset button.
     Reset,
-}
-
-/// Subscribers in the event loop are shared with the vCPU threads (bus
-/// accesses), hence the mutex.
-type Subscriber = Box<dyn MutEventSubscriber + Send>;
-
-struct Shared<T: ?Sized>(Arc<Mutex<T>>);
-
-impl<T: MutEventSubscriber + ?Sized> MutEventSubscriber for Shared<T> {
-    fn process(&mut self, events: Events, ops: &mut EventOps) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .process(events, ops)
-    }
-    fn init(&mut self, ops: &mut EventOps) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).init(ops)
-    }
 }
 
 /// Wakes the main loop for the eventfds it cares about; the main loop then
@@ -141,10 +125,6 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     let vm = Vm::new(&mem)?;
     let power = PowerControl::new().map_err(setup("create an eventfd"))?;
     let fault = Fault::new().map_err(setup("create an eventfd"))?;
-    let pio = Arc::new(Bus::new());
-    let mmio = Arc::new(Bus::new());
-    let mut subscribers: Vec<Subscriber> = Vec::new();
-
     let console: Box<dyn std::io::Write + Send> = match &config.console.file {
         Some(path) => Box::new(
             std::fs::OpenOptions::new()
@@ -155,14 +135,18 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
         ),
         None => Box::new(std::io::stdout()),
     };
-    pio.insert(
-        Arc::new(Mutex::new(ConsoleStandIn { out: console })),
-        u64::from(layout::PORT_COM1),
-        8,
-    )
-    .map_err(|e| InstanceError::Device(e.to_string()))?;
+    let vm = Arc::new(vm);
+    let mut devices = Devices::build(
+        &vm,
+        &mem,
+        config,
+        &power,
+        Box::new(ConsoleStandIn { out: console }),
+    )?;
+    let rsdp = devices.rsdp;
+    let (pio, mmio) = (devices.pio.clone(), devices.mmio.clone());
+    let mut subscribers: Vec<Subscriber> = std::mem::take(&mut devices.subscribers);
 
-    let rsdp = GuestAddress(0);
     let kernel = config
         .kernel
         .as_ref()
@@ -215,7 +199,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     if let Some(api) = controls.api {
         api.set_state("running");
     }
-    let outcome = main_loop(&mut events, config, &power, &fault, controls);
+    let outcome = main_loop(&mut events, config, &power, &fault, controls, &devices.pm);
     stop.store(true, Ordering::Release);
     for vcpu in vcpus {
         vcpu.join();
@@ -229,6 +213,7 @@ fn main_loop(
     power: &PowerControl,
     fault: &Fault,
     controls: &Controls,
+    pm: &PmDevice,
 ) -> Result<Outcome, InstanceError> {
     let mut shutdown_deadline: Option<Instant> = None;
     loop {
@@ -256,7 +241,7 @@ fn main_loop(
                 if let Some(api) = controls.api {
                     api.set_state("shutting-down");
                 }
-                // The ACPI power button comes with the PM device.
+                pm.press_power_button();
                 shutdown_deadline =
                     Some(Instant::now() + Duration::from_secs(config.shutdown_timeout_s));
             }

@@ -9,6 +9,7 @@ pub mod boot;
 pub mod bus;
 pub mod config;
 pub mod cpu;
+pub mod device_manager;
 pub mod devices;
 pub mod instance;
 pub mod irq;

@@ -30,6 +30,9 @@ pub struct PciRoot {
     address: u32,
     slots: Vec<Option<Slot>>,
     mmio: Arc<Bus>,
+    /// The reset control register at 0xcf9 shares the address register's
+    /// dword; byte accesses there go to it.
+    reset_register: Option<Box<dyn BusDevice>>,
 }
 
 /// The i440FX host bridge's identity, which firmware and guests know.
@@ -67,7 +70,12 @@ impl PciRoot {
             address: 0,
             slots,
             mmio,
+            reset_register: None,
         }
+    }
+
+    pub fn set_reset_register(&mut self, device: Box<dyn BusDevice>) {
+        self.reset_register = Some(device);
     }
 
     pub fn free_slot(&self) -> Result<u8, PciRootError> {
@@ -133,6 +141,11 @@ impl PciRoot {
 impl BusDevice for PciRoot {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         match offset {
+            1 if data.len() == 1 && self.reset_register.is_some() => {
+                if let Some(r) = self.reset_register.as_mut() {
+                    r.read(0, data);
+                }
+            }
             0..=3 => {
                 let bytes = self.address.to_le_bytes();
                 for (i, b) in data.iter_mut().enumerate() {
@@ -159,6 +172,11 @@ impl BusDevice for PciRoot {
             // 0xcfb are mechanism #2 probes).
             0 if data.len() == 4 => {
                 self.address = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            }
+            1 if data.len() == 1 => {
+                if let Some(r) = self.reset_register.as_mut() {
+                    r.write(0, data);
+                }
             }
             4..=7 => {
                 if let Some((slot, register)) = self.selected() {
