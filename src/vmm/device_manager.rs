@@ -11,10 +11,15 @@ use thiserror::Error;
 use vm_memory::GuestAddress;
 
 use crate::vmm::acpi::{self, AcpiConfig, PmDevice, ResetDevice};
-use crate::vmm::bus::{Bus, BusDevice, BusError};
+use crate::vmm::bus::{Bus, BusError};
 use crate::vmm::config::VmConfig;
+use crate::vmm::devices::legacy::cmos::{CMOS_PORT_LEN, Cmos};
+use crate::vmm::devices::legacy::i8042::{self, I8042, I8042Port, I8042PortKind};
+use crate::vmm::devices::legacy::serial::{
+    ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
+};
 use crate::vmm::layout;
-use crate::vmm::memory::GuestMemoryMmap;
+use crate::vmm::memory::{self, GuestMemoryMmap};
 use crate::vmm::pci::PciRoot;
 use crate::vmm::power::PowerControl;
 use crate::vmm::vm::{KvmIrqLine, Vm};
@@ -58,6 +63,7 @@ pub struct Devices {
     pub pci: Arc<Mutex<PciRoot>>,
     pub pm: PmDevice,
     pub rsdp: GuestAddress,
+    pub serial: Arc<Mutex<SerialDevice>>,
     pub subscribers: Vec<Subscriber>,
 }
 
@@ -67,16 +73,52 @@ impl Devices {
         mem: &GuestMemoryMmap,
         config: &VmConfig,
         power: &PowerControl,
-        console: Box<dyn BusDevice>,
     ) -> Result<Self, DeviceError> {
         let pio = Arc::new(Bus::new());
         let mmio = Arc::new(Bus::new());
         let port = |p: u16| u64::from(p);
+        let mut subscribers: Vec<Subscriber> = Vec::new();
+        let irqfd = |evt: &vmm_sys_util::eventfd::EventFd, gsi: u32| {
+            vm.fd
+                .register_irqfd(evt, gsi)
+                .map_err(|e| DeviceError::Setup(format!("irqfd for GSI {gsi}: {e}")))
+        };
 
+        // The console: a log file and/or stdio (stdio when nothing is named).
+        let stdio = config.console.stdio || config.console.file.is_none();
+        let serial = SerialDevice::from_config(&SerialConsole {
+            log_path: config.console.file.clone(),
+            stdio,
+        })
+        .map_err(|e| DeviceError::Setup(format!("console: {e}")))?;
+        irqfd(serial.interrupt_evt(), layout::IRQ_COM1)?;
+        let serial = Arc::new(Mutex::new(serial));
+        pio.insert(serial.clone(), port(layout::PORT_COM1), SERIAL_PORT_LEN)?;
+        if stdio {
+            let input = SerialInput::stdin(serial.clone())
+                .map_err(|e| DeviceError::Setup(format!("console input: {e}")))?;
+            subscribers.push(Box::new(Arc::new(Mutex::new(input))));
+        }
+
+        let i8042 = I8042::new(power.clone()).map_err(|e| DeviceError::Setup(e.to_string()))?;
+        irqfd(i8042.kbd_interrupt_evt(), u32::from(i8042::IRQ_KBD))?;
+        let i8042 = Arc::new(Mutex::new(i8042));
+        for (kind, p) in [
+            (I8042PortKind::Data, layout::PORT_I8042_DATA),
+            (I8042PortKind::Command, layout::PORT_I8042_COMMAND),
+        ] {
+            pio.insert(
+                Arc::new(Mutex::new(I8042Port::new(i8042.clone(), kind))),
+                port(p),
+                1,
+            )?;
+        }
+
+        let (below, above) = memory::ram_split(config.memory_mib << 20);
         pio.insert(
-            Arc::new(Mutex::new(BoxedDevice(console))),
-            port(layout::PORT_COM1),
-            8,
+            Arc::new(Mutex::new(Cmos::new(below, above, config.vcpus))),
+            port(layout::PORT_CMOS),
+            CMOS_PORT_LEN,
         )?;
 
         let sci = Arc::new(KvmIrqLine {
@@ -108,19 +150,8 @@ impl Devices {
             pci,
             pm,
             rsdp,
-            subscribers: Vec::new(),
+            serial,
+            subscribers,
         })
-    }
-}
-
-/// Lets a boxed device sit on a bus.
-struct BoxedDevice(Box<dyn BusDevice>);
-
-impl BusDevice for BoxedDevice {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0.read(offset, data)
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0.write(offset, data)
     }
 }

@@ -14,7 +14,6 @@ use vmm_sys_util::epoll::EventSet;
 use crate::vmm::acpi::PmDevice;
 use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
-use crate::vmm::bus::BusDevice;
 use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
 use crate::vmm::device_manager::{DeviceError, Devices, Subscriber};
@@ -90,28 +89,6 @@ impl MutEventSubscriber for Wakeup {
     }
 }
 
-/// A temporary COM1 that only prints what the guest writes (replaced by
-/// devices::legacy::serial).
-struct ConsoleStandIn {
-    out: Box<dyn std::io::Write + Send>,
-}
-
-impl BusDevice for ConsoleStandIn {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        data.fill(match offset {
-            2 => 0x01,
-            5 => 0x60,
-            _ => 0,
-        });
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        if offset == 0 {
-            let _ = self.out.write_all(&data[..1]);
-            let _ = self.out.flush();
-        }
-    }
-}
-
 /// Things the main loop needs from outside one boot.
 pub struct Controls<'a> {
     pub term: &'a TermSignals,
@@ -125,24 +102,8 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     let vm = Vm::new(&mem)?;
     let power = PowerControl::new().map_err(setup("create an eventfd"))?;
     let fault = Fault::new().map_err(setup("create an eventfd"))?;
-    let console: Box<dyn std::io::Write + Send> = match &config.console.file {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(setup("open the console file"))?,
-        ),
-        None => Box::new(std::io::stdout()),
-    };
     let vm = Arc::new(vm);
-    let mut devices = Devices::build(
-        &vm,
-        &mem,
-        config,
-        &power,
-        Box::new(ConsoleStandIn { out: console }),
-    )?;
+    let mut devices = Devices::build(&vm, &mem, config, &power)?;
     let rsdp = devices.rsdp;
     let (pio, mmio) = (devices.pio.clone(), devices.mmio.clone());
     let mut subscribers: Vec<Subscriber> = std::mem::take(&mut devices.subscribers);

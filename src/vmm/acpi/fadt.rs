@@ -107,6 +107,8 @@ pub(super) fn build_fadt(config: &AcpiConfig, dsdt: u32, facs: u32) -> Vec<u8> {
     f.p_lvl2_lat = NO_C2_LATENCY.into();
     f.p_lvl3_lat = NO_C3_LATENCY.into();
     f.iapc_boot_arch = (IAPC_LEGACY_DEVICES | IAPC_8042 | IAPC_VGA_NOT_PRESENT).into();
+    // CMOS index of the century byte (devices::legacy::cmos keeps it there).
+    f.century = 0x32;
 
     f.reset_reg = io_gas(PORT_RESET, 1, AccessSize::ByteAccess);
     f.reset_value = RESET_VALUE;
