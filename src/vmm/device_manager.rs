@@ -101,7 +101,7 @@ impl Devices {
         }
 
         let i8042 = I8042::new(power.clone()).map_err(|e| DeviceError::Setup(e.to_string()))?;
-        irqfd(i8042.kbd_interrupt_evt(), u32::from(i8042::IRQ_KBD))?;
+        irqfd(i8042.kbd_interrupt_evt(), i8042::IRQ_KBD)?;
         let i8042 = Arc::new(Mutex::new(i8042));
         for (kind, p) in [
             (I8042PortKind::Data, layout::PORT_I8042_DATA),
