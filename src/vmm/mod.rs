@@ -20,5 +20,6 @@ pub mod memory;
 pub mod pci;
 pub mod power;
 pub mod runtime;
+pub mod seccomp;
 pub mod vcpu;
 pub mod vm;
