@@ -20,6 +20,7 @@ use crate::vmm::device_manager::{DeviceError, Devices, Subscriber};
 use crate::vmm::memory::{self, MemoryError};
 use crate::vmm::power::{PowerAction, PowerControl};
 use crate::vmm::runtime::{Fault, TermSignals};
+use crate::vmm::seccomp::{self, ThreadKind};
 use crate::vmm::vcpu::{VcpuContext, VcpuThread};
 use crate::vmm::vm::{Vm, VmError};
 
@@ -135,7 +136,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
             stop: stop.clone(),
         };
         vcpus.push(
-            VcpuThread::spawn(fd, ctx, Box::new(|| Ok(())))
+            VcpuThread::spawn(fd, ctx, vcpu_filter(config.seccomp))
                 .map_err(setup("start a vCPU thread"))?,
         );
     }
@@ -214,5 +215,14 @@ fn main_loop(
                 config.shutdown_timeout_s
             )));
         }
+    }
+}
+
+/// What a vCPU thread does before its first KVM_RUN.
+fn vcpu_filter(enabled: bool) -> Box<dyn FnOnce() -> Result<(), String> + Send> {
+    if enabled {
+        Box::new(|| seccomp::install(ThreadKind::Vcpu).map_err(|e| e.to_string()))
+    } else {
+        Box::new(|| Ok(()))
     }
 }

@@ -8,6 +8,7 @@ use crate::vmm::api::{self, ApiShared, VmStatus};
 use crate::vmm::config::{RebootAction, VmConfig};
 use crate::vmm::instance::{self, Controls, Outcome};
 use crate::vmm::runtime::TermSignals;
+use crate::vmm::seccomp::{self, ThreadKind};
 use crate::vmm::vcpu;
 
 /// The guest powered off (or a graceful stop completed).
@@ -52,13 +53,20 @@ pub fn run(config: VmConfig) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(EXIT_CONFIG, &format!("cannot create an eventfd: {e}")),
             };
-            if let Err(e) = api::start(path, shared.clone()) {
+            if let Err(e) = api::start(path, shared.clone(), config.seccomp) {
                 return fail(EXIT_CONFIG, &e.to_string());
             }
             Some(shared)
         }
         None => None,
     };
+    // After the API thread exists (it has its own filter) and before the
+    // first boot, so a missing boot-path rule fails at once, not on reboot.
+    if config.seccomp
+        && let Err(e) = seccomp::install(ThreadKind::Vmm)
+    {
+        return fail(EXIT_CONFIG, &e.to_string());
+    }
     let code = run_boots(&config, &term, api.as_deref());
     if let Some(path) = &config.api_socket {
         let _ = std::fs::remove_file(path);

@@ -22,6 +22,7 @@ use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use crate::vmm::instance::Request as VmRequest;
+use crate::vmm::seccomp::ThreadKind;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -32,6 +33,8 @@ pub enum ApiError {
     },
     #[error("cannot start the API thread: {0}")]
     Thread(std::io::Error),
+    #[error("API thread seccomp filter: {0}")]
+    Seccomp(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +89,11 @@ impl ApiShared {
 }
 
 /// Binds the socket (replacing a stale one) and serves it on a thread.
-pub fn start(path: &Path, shared: Arc<ApiShared>) -> Result<std::thread::JoinHandle<()>, ApiError> {
+pub fn start(
+    path: &Path,
+    shared: Arc<ApiShared>,
+    seccomp: bool,
+) -> Result<std::thread::JoinHandle<()>, ApiError> {
     let bind_err = |source| ApiError::Bind {
         path: path.to_path_buf(),
         source,
@@ -99,14 +106,30 @@ pub fn start(path: &Path, shared: Arc<ApiShared>) -> Result<std::thread::JoinHan
     }
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-    std::thread::Builder::new()
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
         .name("api".into())
         .spawn(move || {
+            if seccomp {
+                let installed = crate::vmm::seccomp::install(ThreadKind::Api);
+                let failed = installed.is_err();
+                let _ = ready_tx.send(installed.map_err(|e| e.to_string()));
+                if failed {
+                    return;
+                }
+            } else {
+                let _ = ready_tx.send(Ok(()));
+            }
             for stream in listener.incoming().flatten() {
                 serve(stream, &shared);
             }
         })
-        .map_err(ApiError::Thread)
+        .map_err(ApiError::Thread)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(reason)) => Err(ApiError::Seccomp(reason)),
+        Err(_) => Err(ApiError::Seccomp("the API thread died".into())),
+    }
 }
 
 fn serve(mut stream: UnixStream, shared: &ApiShared) {
@@ -207,7 +230,7 @@ mod tests {
             pid: 1,
         })
         .unwrap();
-        start(&path, shared.clone()).unwrap();
+        start(&path, shared.clone(), false).unwrap();
         let reply = exchange(&path, "GET /vm HTTP/1.1\r\nConnection: close\r\n\r\n");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.contains("\"state\":\"running\""));
@@ -225,7 +248,7 @@ mod tests {
         let reply = exchange(&path, "garbage\r\n\r\n");
         assert!(reply.starts_with("HTTP/1.1 400"));
         // A stale socket file is replaced.
-        start(&path, shared).unwrap();
+        start(&path, shared, false).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
