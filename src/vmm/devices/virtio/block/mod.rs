@@ -1,1 +1,123 @@
 //! virtio-blk: a disk backed by a host file, with an io_uring engine.
+//!
+//! - `config`  — the device configuration space (virtio 1.2, 5.2.4).
+//! - `request` — parses and validates one guest descriptor chain into a
+//!   request (the guest is hostile: every address, length and index is
+//!   checked here, before any I/O is issued).
+//! - `engine`  — a thin io_uring wrapper: one ring per request queue, with
+//!   completions signalled on an eventfd.
+//! - `queue`   — one request queue: pre-allocated request slots, avail-ring
+//!   processing, submission, completion and used-ring/interrupt handling.
+//! - `device`  — `Block`: the `VirtioDevice` and event-loop subscriber.
+//!
+//! Multi-queue (VIRTIO_BLK_F_MQ, one queue per vCPU) is a matter of creating
+//! more `queue::QueueHandler`s: each owns its ring and slots, and the event
+//! ids already encode the queue index.
+
+mod config;
+mod device;
+mod engine;
+mod queue;
+mod request;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+// Used by the VMM core once it wires disks up.
+#[allow(unused_imports)]
+pub use device::{Block, BlockError};
+
+/// The unit of capacity and of the request `sector` field, whatever the
+/// block size (virtio 1.2, 5.2.6).
+pub const SECTOR_SHIFT: u32 = 9;
+pub const SECTOR_SIZE: u64 = 1 << SECTOR_SHIFT;
+
+/// Size of every request queue (the maximum; the driver may pick less).
+pub const QUEUE_SIZE: u16 = 256;
+/// Number of request queues (1 until VIRTIO_BLK_F_MQ is added).
+pub const NUM_QUEUES: usize = 1;
+/// Maximum data segments in one request. Without indirect descriptors a
+/// request needs header + data + status descriptors, so a queue of
+/// QUEUE_SIZE can hold at most QUEUE_SIZE - 2 data segments.
+pub const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
+/// Longest accepted serial (volume id): VIRTIO_BLK_ID_BYTES.
+pub const SERIAL_MAX_LEN: usize = virtio_bindings::virtio_blk::VIRTIO_BLK_ID_BYTES as usize;
+
+/// What the VMM asks for when it creates a disk.
+#[derive(Clone, Debug, Default)]
+pub struct BlockConfig {
+    /// Backing file (raw image) or block device.
+    pub path: PathBuf,
+    /// Opened O_RDONLY and offered with VIRTIO_BLK_F_RO.
+    pub read_only: bool,
+    /// Returned by VIRTIO_BLK_T_GET_ID (EBS volume id, e.g. "vol-0123..."):
+    /// at most 20 bytes, shows up as /dev/disk/by-id/virtio-<serial>.
+    pub serial: Option<String>,
+}
+
+/// Per-device counters, readable from any thread while the device runs.
+#[derive(Debug, Default)]
+pub struct BlockMetrics {
+    pub read_ops: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub write_ops: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub flush_ops: AtomicU64,
+    pub discard_ops: AtomicU64,
+    pub write_zeroes_ops: AtomicU64,
+    pub get_id_ops: AtomicU64,
+    /// Requests completed with VIRTIO_BLK_S_IOERR (host I/O errors and
+    /// invalid requests alike).
+    pub io_errors: AtomicU64,
+    /// Requests completed with VIRTIO_BLK_S_UNSUPP.
+    pub unsupported: AtomicU64,
+    /// Chains the guest got wrong (subset of io_errors/unsupported, plus
+    /// chains returned without a status byte).
+    pub invalid_requests: AtomicU64,
+    /// Times the host I/O engine reported back-pressure (ring full/busy).
+    pub engine_busy: AtomicU64,
+}
+
+/// A plain copy of the counters, for reporting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockMetricsSnapshot {
+    pub read_ops: u64,
+    pub read_bytes: u64,
+    pub write_ops: u64,
+    pub write_bytes: u64,
+    pub flush_ops: u64,
+    pub discard_ops: u64,
+    pub write_zeroes_ops: u64,
+    pub get_id_ops: u64,
+    pub io_errors: u64,
+    pub unsupported: u64,
+    pub invalid_requests: u64,
+    pub engine_busy: u64,
+}
+
+impl BlockMetrics {
+    pub fn snapshot(&self) -> BlockMetricsSnapshot {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BlockMetricsSnapshot {
+            read_ops: l(&self.read_ops),
+            read_bytes: l(&self.read_bytes),
+            write_ops: l(&self.write_ops),
+            write_bytes: l(&self.write_bytes),
+            flush_ops: l(&self.flush_ops),
+            discard_ops: l(&self.discard_ops),
+            write_zeroes_ops: l(&self.write_zeroes_ops),
+            get_id_ops: l(&self.get_id_ops),
+            io_errors: l(&self.io_errors),
+            unsupported: l(&self.unsupported),
+            invalid_requests: l(&self.invalid_requests),
+            engine_busy: l(&self.engine_busy),
+        }
+    }
+
+    pub(crate) fn inc(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}

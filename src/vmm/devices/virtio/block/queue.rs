@@ -1,0 +1,664 @@
+//! One request queue: avail-ring processing, request slots, submission to
+//! the io_uring engine, completion and used-ring/interrupt handling.
+//!
+//! Each queue owns its engine and a fixed set of request slots (one per
+//! queue entry, allocated at activation), so requests in flight are bounded
+//! by the queue size and the hot path does not allocate. A slot moves
+//! free -> (parsed) -> pending (waiting for room in the ring) -> in flight
+//! -> completed -> free. Short transfers and transient errors send a slot
+//! back to pending; nothing is ever dropped.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use io_uring::{opcode, types};
+use thiserror::Error;
+use virtio_bindings::virtio_blk::{VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use vm_memory::Bytes;
+use vmm_sys_util::eventfd::EventFd;
+
+use super::engine::{Engine, EngineError, Submitted};
+use super::request::{DiskLimits, Range, Request, RequestType};
+use super::{BlockMetrics, SECTOR_SHIFT, SERIAL_MAX_LEN};
+use crate::vmm::devices::virtio::VirtioInterrupt;
+use crate::vmm::memory::GuestMemoryMmap;
+
+/// Retries of an operation that failed with EAGAIN/EINTR before IOERR.
+const MAX_RETRIES: u8 = 8;
+
+/// The backing file and what every queue needs to know about it.
+pub struct Disk {
+    pub file: File,
+    pub limits: DiskLimits,
+    /// GET_ID answer: the serial, NUL-padded.
+    pub id: [u8; SERIAL_MAX_LEN],
+    /// Set once the host filesystem refused FALLOC_FL_ZERO_RANGE (tmpfs,
+    /// for one); write-zeroes then punches holes, which reads back as
+    /// zeroes too.
+    pub zero_range_unsupported: AtomicBool,
+}
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("virtqueue: {0}")]
+    Virtqueue(#[from] virtio_queue::Error),
+    #[error("I/O engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// user_data layout: slot index (bits 0..16), range index (16..32) and
+/// whether a fallocate used ZERO_RANGE (bit 32).
+fn user_data(slot: u16, range: usize, zero_range: bool) -> u64 {
+    u64::from(slot) | ((range as u64 & 0xffff) << 16) | (u64::from(zero_range) << 32)
+}
+
+struct Slot {
+    req: Request,
+    /// IN/OUT bytes already transferred (a short transfer resumes here).
+    done: u64,
+    /// First iovec not fully transferred.
+    iov_start: usize,
+    /// Engine entries in flight.
+    ops: u32,
+    /// Discard/write-zeroes: next range to push.
+    next_range: usize,
+    /// Write-zeroes ranges to redo with PUNCH_HOLE (bit per range).
+    retry_punch: u32,
+    retries: u8,
+    failed: bool,
+    /// In the pending FIFO.
+    queued: bool,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            req: Request::new(),
+            done: 0,
+            iov_start: 0,
+            ops: 0,
+            next_range: 0,
+            retry_punch: 0,
+            retries: 0,
+            failed: false,
+            queued: false,
+        }
+    }
+
+    fn clear_progress(&mut self) {
+        self.done = 0;
+        self.iov_start = 0;
+        self.ops = 0;
+        self.next_range = 0;
+        self.retry_punch = 0;
+        self.retries = 0;
+        self.failed = false;
+        self.queued = false;
+    }
+
+    /// Skips `n` transferred bytes of the iovecs. `n` is less than what
+    /// remains, so the iovecs cover it.
+    fn advance(&mut self, mut n: usize) {
+        let iovs = &mut self.req.iovecs.0;
+        while n > 0 && self.iov_start < iovs.len() {
+            let v = &mut iovs[self.iov_start];
+            if n >= v.iov_len {
+                n -= v.iov_len;
+                self.iov_start += 1;
+            } else {
+                // Stays inside the same guest buffer: n < iov_len.
+                v.iov_base = v.iov_base.cast::<u8>().wrapping_add(n).cast();
+                v.iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// The queue as the driver set it up, with its request slots.
+struct ActiveQueue {
+    queue: Queue,
+    mem: GuestMemoryMmap,
+    interrupt: Arc<dyn VirtioInterrupt>,
+    /// The transport's ioeventfd, handed back on reset.
+    notify: EventFd,
+    /// Our duplicate of it, the one registered with the event loop: it
+    /// stays open until the loop has unregistered it, even after `notify`
+    /// went back to the transport.
+    notify_watch: EventFd,
+    slots: Box<[Slot]>,
+    free: Vec<u16>,
+    pending: VecDeque<u16>,
+    /// Stopped taking chains because every slot was busy.
+    throttled: bool,
+}
+
+pub struct QueueHandler {
+    index: u16,
+    engine: Engine,
+    disk: Arc<Disk>,
+    metrics: Arc<BlockMetrics>,
+    active: Option<ActiveQueue>,
+    broken: bool,
+}
+
+impl QueueHandler {
+    pub fn new(
+        index: u16,
+        ring_entries: u32,
+        disk: Arc<Disk>,
+        metrics: Arc<BlockMetrics>,
+    ) -> Result<Self, EngineError> {
+        Ok(QueueHandler {
+            index,
+            engine: Engine::new(ring_entries)?,
+            disk,
+            metrics,
+            active: None,
+            broken: false,
+        })
+    }
+
+    pub fn completion_fd(&self) -> &EventFd {
+        self.engine.event_fd()
+    }
+
+    pub fn notify_watch(&self) -> Option<&EventFd> {
+        self.active.as_ref().map(|a| &a.notify_watch)
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Takes over a validated queue. `queue.size()` is at least 1.
+    pub fn activate(
+        &mut self,
+        mut queue: Queue,
+        event_idx: bool,
+        notify: EventFd,
+        mem: GuestMemoryMmap,
+        interrupt: Arc<dyn VirtioInterrupt>,
+    ) -> std::io::Result<()> {
+        let notify_watch = notify.try_clone()?;
+        queue.set_event_idx(event_idx);
+        let size = queue.size();
+        self.active = Some(ActiveQueue {
+            queue,
+            mem,
+            interrupt,
+            notify,
+            notify_watch,
+            slots: (0..size).map(|_| Slot::new()).collect(),
+            free: (0..size).rev().collect(),
+            pending: VecDeque::with_capacity(usize::from(size)),
+            throttled: false,
+        });
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Stops the queue: waits for the kernel to finish every operation
+    /// (they write guest memory), then drops the queue without touching
+    /// the rings again. Returns (transport's notify fd, our watch fd).
+    pub fn reset(&mut self) -> Option<(EventFd, EventFd)> {
+        let aq = self.active.take()?;
+        let ActiveQueue {
+            notify,
+            notify_watch,
+            mem,
+            slots,
+            ..
+        } = aq;
+        if !self.engine.drain() {
+            // The ring failed with operations possibly still running: keep
+            // their iovecs and the guest memory mapped for the life of the
+            // process rather than let the kernel write into freed memory.
+            std::mem::forget(mem);
+            std::mem::forget(slots);
+        }
+        self.broken = false;
+        Some((notify, notify_watch))
+    }
+
+    /// The guest notified the queue.
+    pub fn handle_notify(&mut self) {
+        if let Some(aq) = &self.active {
+            // Non-blocking; a spurious wakeup reads EAGAIN.
+            let _ = aq.notify_watch.read();
+        }
+        self.process_queue();
+    }
+
+    /// The engine posted completions.
+    pub fn handle_completions(&mut self) {
+        self.engine.clear_event();
+        if self.active.is_none() || self.broken {
+            // Nothing to report them to; still reap so the ring drains.
+            while self.engine.pop().is_some() {}
+            return;
+        }
+        let result = self.complete_and_continue();
+        self.check(result);
+    }
+
+    /// Takes new chains from the avail ring and submits them.
+    pub fn process_queue(&mut self) {
+        if self.active.is_none() || self.broken {
+            return;
+        }
+        let result = self.take_chains().and_then(|used| {
+            let used2 = self.submit_pending()?;
+            if used || used2 {
+                self.signal_used()?;
+            }
+            Ok(())
+        });
+        self.check(result);
+    }
+
+    fn check(&mut self, result: Result<(), QueueError>) {
+        if let Err(e) = result {
+            self.broken = true;
+            eprintln!("virtio-blk: queue {}: {e}; device needs reset", self.index);
+            if let Some(aq) = &self.active {
+                // Lets the transport raise DEVICE_NEEDS_RESET.
+                let _ = aq.interrupt.notify_config();
+            }
+        }
+    }
+
+    /// Pops avail chains into free slots. Returns whether any chain was
+    /// completed right away (errors, GET_ID, empty transfers).
+    fn take_chains(&mut self) -> Result<bool, QueueError> {
+        let aq = self.active.as_mut().expect("active");
+        let mut used = false;
+        aq.throttled = false;
+        // EVENT_IDX-safe loop: suppress notifications while draining, then
+        // re-enable and look again so a chain added in between is not
+        // missed (enable_notification returns true if there is one).
+        'outer: loop {
+            aq.queue.disable_notification(&aq.mem)?;
+            loop {
+                let Some(&idx) = aq.free.last() else {
+                    // Resumed when a completion frees a slot.
+                    aq.throttled = true;
+                    break 'outer;
+                };
+                // iter() refuses an avail index more than queue-size ahead
+                // (corrupted ring): the error marks the device broken.
+                let Some(chain) = aq.queue.iter(&aq.mem)?.next() else {
+                    break;
+                };
+                aq.free.pop();
+                let slot = &mut aq.slots[usize::from(idx)];
+                slot.clear_progress();
+                match slot.req.parse(chain, &aq.mem, self.disk.limits) {
+                    Ok(()) => match start(slot, &aq.mem, &self.disk, &self.metrics) {
+                        Some(status) => {
+                            finish(aq, idx, status, &self.metrics)?;
+                            used = true;
+                        }
+                        None => {
+                            slot.queued = true;
+                            aq.pending.push_back(idx);
+                        }
+                    },
+                    Err(e) => {
+                        if e.is_guest_bug() {
+                            BlockMetrics::inc(&self.metrics.invalid_requests, 1);
+                        }
+                        finish(aq, idx, e.status(), &self.metrics)?;
+                        used = true;
+                    }
+                }
+            }
+            if !aq.queue.enable_notification(&aq.mem)? {
+                break;
+            }
+        }
+        Ok(used)
+    }
+
+    /// Pushes pending slots' operations to the engine (as many as fit) and
+    /// submits them with one io_uring_enter. Returns whether a slot was
+    /// completed on the way.
+    fn submit_pending(&mut self) -> Result<bool, QueueError> {
+        let aq = self.active.as_mut().expect("active");
+        let fd = self.disk.file.as_raw_fd();
+        let mut used = false;
+        while let Some(&idx) = aq.pending.front() {
+            let slot = &mut aq.slots[usize::from(idx)];
+            if !push_ops(&mut self.engine, slot, idx, fd, &self.disk) {
+                BlockMetrics::inc(&self.metrics.engine_busy, 1);
+                break;
+            }
+            aq.pending.pop_front();
+            slot.queued = false;
+            if slot.ops == 0 {
+                // Nothing was left to push (a failed multi-range request).
+                let status = if slot.failed {
+                    VIRTIO_BLK_S_IOERR
+                } else {
+                    VIRTIO_BLK_S_OK
+                };
+                finish(aq, idx, status as u8, &self.metrics)?;
+                used = true;
+            }
+        }
+        if self.engine.submit()? == Submitted::Busy {
+            BlockMetrics::inc(&self.metrics.engine_busy, 1);
+        }
+        Ok(used)
+    }
+
+    /// Reaps completions, resubmits what needs it, takes more chains if we
+    /// had run out of slots, and interrupts the guest if needed.
+    fn complete_and_continue(&mut self) -> Result<(), QueueError> {
+        let mut used = false;
+        while let Some((ud, res)) = self.engine.pop() {
+            let aq = self.active.as_mut().expect("active");
+            let idx = (ud & 0xffff) as u16;
+            let range = ((ud >> 16) & 0xffff) as usize;
+            let zero_range = ud & (1 << 32) != 0;
+            let Some(slot) = aq.slots.get_mut(usize::from(idx)) else {
+                continue;
+            };
+            if slot.ops == 0 {
+                continue; // not ours (cannot happen: slots drain on reset)
+            }
+            slot.ops -= 1;
+            let requeue = on_result(slot, res, range, zero_range, &self.disk);
+            if requeue && !slot.queued {
+                slot.queued = true;
+                aq.pending.push_back(idx);
+            }
+            if slot.ops == 0 && !slot.queued {
+                let status = if slot.failed {
+                    VIRTIO_BLK_S_IOERR
+                } else {
+                    VIRTIO_BLK_S_OK
+                };
+                finish(aq, idx, status as u8, &self.metrics)?;
+                used = true;
+            }
+        }
+        if self.active.as_ref().is_some_and(|a| a.throttled) {
+            used |= self.take_chains()?;
+        }
+        used |= self.submit_pending()?;
+        if used {
+            self.signal_used()?;
+        }
+        Ok(())
+    }
+
+    /// Interrupts the guest unless EVENT_IDX says it does not want one yet.
+    fn signal_used(&mut self) -> Result<(), QueueError> {
+        let aq = self.active.as_mut().expect("active");
+        if aq.queue.needs_notification(&aq.mem)?
+            && let Err(e) = aq.interrupt.notify_queue(self.index)
+        {
+            eprintln!("virtio-blk: queue {}: interrupt failed: {e}", self.index);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for QueueHandler {
+    fn drop(&mut self) {
+        // The kernel must not write guest memory after it is unmapped.
+        self.reset();
+    }
+}
+
+/// Starts a parsed request. Returns the status if it completed at once.
+fn start(
+    slot: &mut Slot,
+    mem: &GuestMemoryMmap,
+    disk: &Disk,
+    metrics: &BlockMetrics,
+) -> Option<u8> {
+    let req = &slot.req;
+    match req.kind {
+        RequestType::GetId => {
+            BlockMetrics::inc(&metrics.get_id_ops, 1);
+            Some(match req.write_in_stream(mem, &disk.id) {
+                Ok(()) => VIRTIO_BLK_S_OK as u8,
+                Err(_) => VIRTIO_BLK_S_IOERR as u8,
+            })
+        }
+        RequestType::In | RequestType::Out if req.data_len == 0 => Some(VIRTIO_BLK_S_OK as u8),
+        RequestType::Discard | RequestType::WriteZeroes if req.ranges.is_empty() => {
+            Some(VIRTIO_BLK_S_OK as u8)
+        }
+        _ => None,
+    }
+}
+
+/// Pushes the slot's remaining operations. False if the engine is full
+/// (the slot stays pending and is retried after completions).
+fn push_ops(engine: &mut Engine, slot: &mut Slot, idx: u16, fd: i32, disk: &Disk) -> bool {
+    let fd = types::Fd(fd);
+    let req = &slot.req;
+    match req.kind {
+        RequestType::In | RequestType::Out => {
+            if slot.ops > 0 {
+                return true;
+            }
+            let iov = &req.iovecs.0[slot.iov_start..];
+            // sector + data_len/512 <= capacity <= file size / 512, so this
+            // does not overflow.
+            let offset = (req.sector << SECTOR_SHIFT) + slot.done;
+            let entry = if req.kind == RequestType::In {
+                opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32)
+                    .offset(offset)
+                    .build()
+            } else {
+                opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
+                    .offset(offset)
+                    .build()
+            };
+            // SAFETY: the iovec array lives in the slot, which is neither
+            // reused nor moved until this entry completes (or the engine is
+            // drained on reset), and it points into guest memory that the
+            // queue's GuestMemoryMmap keeps mapped as long.
+            let pushed = unsafe { engine.push(&entry.user_data(user_data(idx, 0, false))) };
+            if pushed.is_err() {
+                return false;
+            }
+            slot.ops += 1;
+            true
+        }
+        RequestType::Flush => {
+            if slot.ops > 0 {
+                return true;
+            }
+            // fdatasync: the data and the metadata needed to read it back
+            // (block allocation, file size) reach stable storage before the
+            // guest sees the completion.
+            let entry = opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(user_data(idx, 0, false));
+            // SAFETY: fsync refers to no memory.
+            if unsafe { engine.push(&entry) }.is_err() {
+                return false;
+            }
+            slot.ops += 1;
+            true
+        }
+        RequestType::Discard | RequestType::WriteZeroes => {
+            if slot.failed {
+                // Do not start more ranges of a request that already failed.
+                slot.next_range = req.ranges.len();
+                slot.retry_punch = 0;
+                return true;
+            }
+            let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+            while slot.retry_punch != 0 {
+                let r = slot.retry_punch.trailing_zeros() as usize;
+                if !push_fallocate(engine, idx, fd, &req.ranges[r], r, punch, false) {
+                    return false;
+                }
+                slot.retry_punch &= !(1 << r);
+                slot.ops += 1;
+            }
+            while slot.next_range < req.ranges.len() {
+                let r = slot.next_range;
+                let range = &req.ranges[r];
+                let zero_range = req.kind == RequestType::WriteZeroes
+                    && !range.unmap
+                    && !disk.zero_range_unsupported.load(Ordering::Relaxed);
+                let mode = if zero_range {
+                    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
+                } else {
+                    punch
+                };
+                if !push_fallocate(engine, idx, fd, range, r, mode, zero_range) {
+                    return false;
+                }
+                slot.next_range += 1;
+                slot.ops += 1;
+            }
+            true
+        }
+        RequestType::GetId => true,
+    }
+}
+
+fn push_fallocate(
+    engine: &mut Engine,
+    idx: u16,
+    fd: types::Fd,
+    range: &Range,
+    r: usize,
+    mode: i32,
+    zero_range: bool,
+) -> bool {
+    // Validated against the capacity, so neither overflows.
+    let entry = opcode::Fallocate::new(fd, u64::from(range.num_sectors) << SECTOR_SHIFT)
+        .offset(range.sector << SECTOR_SHIFT)
+        .mode(mode)
+        .build()
+        .user_data(user_data(idx, r, zero_range));
+    // SAFETY: fallocate refers to no memory.
+    unsafe { engine.push(&entry) }.is_ok()
+}
+
+/// Applies one completion to its slot. Returns true if the slot must be
+/// pushed again (short transfer, transient error, fallback).
+fn on_result(slot: &mut Slot, res: i32, range: usize, zero_range: bool, disk: &Disk) -> bool {
+    let transient = res == -libc::EAGAIN || res == -libc::EINTR;
+    match slot.req.kind {
+        RequestType::In | RequestType::Out | RequestType::Flush if res < 0 => {
+            if transient && slot.retries < MAX_RETRIES {
+                slot.retries += 1;
+                return true;
+            }
+            slot.failed = true;
+        }
+        RequestType::In | RequestType::Out => {
+            let n = res as u64;
+            let remaining = slot.req.data_len - slot.done;
+            if n == 0 || n > remaining {
+                // No progress: the file shrank under us. Fail rather than
+                // spin (or hand the guest stale buffer contents).
+                slot.failed = true;
+            } else if n < remaining {
+                slot.done += n;
+                slot.advance(n as usize);
+                return true;
+            } else {
+                slot.done = slot.req.data_len;
+            }
+        }
+        RequestType::Flush | RequestType::GetId => {}
+        RequestType::Discard => {
+            // Discard is a hint: a filesystem that cannot punch holes
+            // simply keeps the blocks.
+            if res < 0 && res != -libc::EOPNOTSUPP {
+                slot.failed = true;
+            }
+        }
+        RequestType::WriteZeroes => {
+            if res == -libc::EOPNOTSUPP && zero_range && range < 32 {
+                disk.zero_range_unsupported.store(true, Ordering::Relaxed);
+                slot.retry_punch |= 1 << range;
+                return true;
+            }
+            if res < 0 {
+                slot.failed = true;
+            }
+        }
+    }
+    false
+}
+
+/// Writes the status byte, returns the chain to the guest and frees the
+/// slot. Without a usable status byte the chain goes back with length 0.
+fn finish(
+    aq: &mut ActiveQueue,
+    idx: u16,
+    status: u8,
+    metrics: &BlockMetrics,
+) -> Result<(), QueueError> {
+    aq.free.push(idx);
+    let slot = &aq.slots[usize::from(idx)];
+    let req = &slot.req;
+    let ok = status == VIRTIO_BLK_S_OK as u8;
+    let written = req
+        .status
+        .is_some_and(|addr| aq.mem.write_obj(status, addr).is_ok());
+    let len = if !written {
+        0
+    } else {
+        match req.kind {
+            // Data bytes the device wrote, plus the status byte.
+            RequestType::In => slot.done + 1,
+            RequestType::GetId if ok => req.data_len + 1,
+            _ => 1,
+        }
+    };
+    if written {
+        count(metrics, req, slot.done, status);
+    } else {
+        BlockMetrics::inc(&metrics.invalid_requests, 1);
+    }
+    // Lengths are bounded by the chain (< 2^32 bytes).
+    match aq.queue.add_used(&aq.mem, req.head, len as u32) {
+        // A head index beyond the queue came from the guest: there is no
+        // descriptor to return.
+        Err(virtio_queue::Error::InvalidDescriptorIndex) => Ok(()),
+        r => r.map_err(QueueError::from),
+    }
+}
+
+fn count(m: &BlockMetrics, req: &Request, done: u64, status: u8) {
+    if status == VIRTIO_BLK_S_IOERR as u8 {
+        BlockMetrics::inc(&m.io_errors, 1);
+        return;
+    }
+    if status == VIRTIO_BLK_S_UNSUPP as u8 {
+        BlockMetrics::inc(&m.unsupported, 1);
+        return;
+    }
+    match req.kind {
+        RequestType::In => {
+            BlockMetrics::inc(&m.read_ops, 1);
+            BlockMetrics::inc(&m.read_bytes, done);
+        }
+        RequestType::Out => {
+            BlockMetrics::inc(&m.write_ops, 1);
+            BlockMetrics::inc(&m.write_bytes, req.data_len);
+        }
+        RequestType::Flush => BlockMetrics::inc(&m.flush_ops, 1),
+        RequestType::Discard => BlockMetrics::inc(&m.discard_ops, 1),
+        RequestType::WriteZeroes => BlockMetrics::inc(&m.write_zeroes_ops, 1),
+        RequestType::GetId => {}
+    }
+}
