@@ -20,7 +20,8 @@ use crate::vmm::devices::legacy::serial::{
 };
 use crate::vmm::layout;
 use crate::vmm::memory::{self, GuestMemoryMmap};
-use crate::vmm::pci::PciRoot;
+use crate::vmm::devices::virtio::block::{Block, BlockConfig};
+use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::power::PowerControl;
 use crate::vmm::vm::{KvmIrqLine, Vm};
 
@@ -141,6 +142,28 @@ impl Devices {
         root.set_reset_register(Box::new(ResetDevice::new(power.clone())));
         let pci = Arc::new(Mutex::new(root));
         pio.insert(pci.clone(), port(layout::PORT_PCI_CONFIG_ADDRESS), 8)?;
+
+        // Disks, in order, from PCI slot 1.
+        for (i, disk) in config.disks.iter().enumerate() {
+            let slot = i as u8 + 1;
+            let block = Block::new(BlockConfig {
+                path: disk.path.clone(),
+                read_only: disk.read_only,
+                serial: disk.serial.clone(),
+            })
+            .map_err(|e| DeviceError::Setup(format!("disk {}: {e}", disk.path.display())))?;
+            let block = Arc::new(Mutex::new(block));
+            subscribers.push(Box::new(block.clone()));
+            let bar = slot_bar(slot);
+            let transport = VirtioPciDevice::new(block, vm.clone(), mem.clone(), bar)
+                .map_err(|e| DeviceError::Setup(format!("disk {}: {e}", disk.path.display())))?;
+            let transport = Arc::new(Mutex::new(transport));
+            mmio.insert(transport.clone(), bar, u64::from(virtio_pci::BAR_SIZE))?;
+            pci.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_device(slot, transport.clone(), Some(transport))
+                .map_err(|e| DeviceError::Setup(e.to_string()))?;
+        }
 
         let rsdp = acpi::create_acpi_tables(mem, &AcpiConfig::new(config.vcpus))?;
 

@@ -4,7 +4,7 @@
 mod config_space;
 mod msix;
 mod root;
-mod virtio_pci;
+pub mod virtio_pci;
 
 pub use config_space::{BarMove, ConfigSpace, PciIds};
 pub use msix::MsixTable;
