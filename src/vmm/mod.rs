@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu;
 pub mod device_manager;
 pub mod devices;
+pub mod firmware;
 pub mod instance;
 pub mod irq;
 pub mod kvm_check;
