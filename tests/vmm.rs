@@ -8,7 +8,7 @@ use support::Scenario;
 #[test]
 fn direct_boot_disks_reboot_shutdown_and_signals() {
     let outcome = Scenario::new("vmm-direct-boot")
-        .file("vmm-guest.sh")
+        .guest_script("vmm-guest.sh")
         .timeout(900)
         .run();
     outcome.assert_pass();

@@ -18,9 +18,9 @@ use crate::vmm::devices::legacy::i8042::{self, I8042, I8042Port, I8042PortKind};
 use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
+use crate::vmm::devices::virtio::block::{Block, BlockConfig};
 use crate::vmm::layout;
 use crate::vmm::memory::{self, GuestMemoryMmap};
-use crate::vmm::devices::virtio::block::{Block, BlockConfig};
 use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::power::PowerControl;
 use crate::vmm::vm::{KvmIrqLine, Vm};

@@ -11,7 +11,10 @@
 # plus bad configs (exit 1, one clear line).
 
 api() { curl -s --max-time 10 --unix-socket "$1" -X "$2" "http://vm$3"; }
-cmdline() { echo "console=ttyS0 reboot=k panic=-1 flint.script=$(guest_script "$FLINT_PAYLOAD/vmm-guest.sh") $*"; }
+# The guest script (vmm-guest.sh) is on its own read-only disk, which the
+# test initramfs finds; it is always the last disk.
+cmdline() { echo "console=ttyS0 reboot=k panic=-1 $*"; }
+script_disk="--disk $FLINT_GUEST_SCRIPT_DISK,ro"
 
 dd if=/dev/zero of="$FLINT_WORK/data.img" bs=1M count=64 2>/dev/null
 printf 'FLINT-PATTERN' | dd of="$FLINT_WORK/data.img" conv=notrunc 2>/dev/null
@@ -29,7 +32,7 @@ guest_checks_pass() { # NAME: every guest result of that run passed
 # ---- 1: full, with a reboot
 start_guest full "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
     --vcpus 2 --memory 256 --console stdio \
-    --disk "$FLINT_WORK/data.img,serial=vol-data" --disk "$FLINT_WORK/ro.img,ro,serial=vol-ro" \
+    --disk "$FLINT_WORK/data.img,serial=vol-data" --disk "$FLINT_WORK/ro.img,ro,serial=vol-ro" $script_disk \
     --cmdline "$(cmdline flint.mode=full flint.cpus=2 flint.mem_mib=256)"
 wait_console full 'FLINT-GUEST ready' 120 && result full-ready pass "ms=$WAITED_MS" && metric flint-boot-to-ready "$WAITED_MS" ms || result full-ready fail
 wait_exit full 240
@@ -42,7 +45,7 @@ expect host-sees-guest-write grep -q BOOT1-DATA "$FLINT_WORK/data.img"
 # ---- 2: PVH + control socket + graceful shutdown
 sock=$FLINT_WORK/vm2.sock
 start_guest pvh "$FLINT_BIN" vmm --kernel "$FLINT_VMLINUX" --initrd "$FLINT_INITRAMFS" \
-    --vcpus 1 --memory 192 --console stdio --api-socket "$sock" \
+    --vcpus 1 --memory 192 --console stdio --api-socket "$sock" $script_disk \
     --cmdline "$(cmdline flint.mode=wait flint.after=wait flint.cpus=1 flint.mem_mib=192)"
 if wait_console pvh 'FLINT-GUEST scenario-exit' 120; then
     result pvh-ready pass "ms=$WAITED_MS"
@@ -62,7 +65,7 @@ guest_checks_pass pvh
 
 # ---- 3: SIGTERM
 start_guest term "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
-    --vcpus 1 --memory 128 --console stdio \
+    --vcpus 1 --memory 128 --console stdio $script_disk \
     --cmdline "$(cmdline flint.mode=wait flint.after=wait flint.cpus=1 flint.mem_mib=128)"
 if wait_console term 'FLINT-GUEST scenario-exit' 120; then
     kill -TERM "$(cat "$FLINT_WORK/term.pid")"
@@ -75,7 +78,7 @@ fi
 
 # ---- 4: SIGKILL after sync
 start_guest kill "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
-    --vcpus 1 --memory 128 --console stdio --disk "$FLINT_WORK/data.img,serial=vol-data" \
+    --vcpus 1 --memory 128 --console stdio --disk "$FLINT_WORK/data.img,serial=vol-data" $script_disk \
     --cmdline "$(cmdline flint.mode=sync flint.after=wait flint.cpus=1 flint.mem_mib=128)"
 if wait_console kill 'FLINT-GUEST synced' 120; then
     kill -KILL "$(cat "$FLINT_WORK/kill.pid")"
@@ -89,7 +92,7 @@ fi
 # ---- 5: hard stop through the socket
 sock=$FLINT_WORK/vm5.sock
 start_guest stop "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
-    --vcpus 1 --memory 128 --console stdio --api-socket "$sock" \
+    --vcpus 1 --memory 128 --console stdio --api-socket "$sock" $script_disk \
     --cmdline "$(cmdline flint.mode=wait flint.after=wait flint.cpus=1 flint.mem_mib=128)"
 if wait_console stop 'FLINT-GUEST ready' 120; then
     api "$sock" PUT /vm/stop >/dev/null

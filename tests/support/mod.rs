@@ -13,6 +13,7 @@ pub struct Scenario {
     timeout_s: u32,
     disks: Vec<(String, PathBuf)>,
     files: Vec<PathBuf>,
+    guest_script: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -32,6 +33,7 @@ impl Scenario {
             timeout_s: 600,
             disks: Vec::new(),
             files: Vec::new(),
+            guest_script: None,
         }
     }
 
@@ -52,6 +54,13 @@ impl Scenario {
         self
     }
 
+    /// A script from tests/scenarios/ for the test guest, on a disk.
+    pub fn guest_script(mut self, name: &str) -> Self {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        self.guest_script = Some(repo.join("tests/scenarios").join(name));
+        self
+    }
+
     pub fn run(self) -> Outcome {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let lock = File::create(repo.join("target/.e2e.lock")).expect("create e2e lock file");
@@ -66,6 +75,9 @@ impl Scenario {
             .arg("--log")
             .arg(&log_path)
             .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"));
+        if let Some(script) = &self.guest_script {
+            cmd.arg("--guest-script").arg(script);
+        }
         for file in &self.files {
             cmd.arg("--file").arg(file);
         }
