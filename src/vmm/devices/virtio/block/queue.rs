@@ -48,6 +48,17 @@ pub enum QueueError {
     Virtqueue(#[from] virtio_queue::Error),
     #[error("I/O engine: {0}")]
     Engine(#[from] EngineError),
+    #[error("queue is not active")]
+    Inactive,
+}
+
+/// The status byte of a slot whose operations have all completed.
+fn slot_status(slot: &Slot) -> u8 {
+    if slot.failed {
+        VIRTIO_BLK_S_IOERR as u8
+    } else {
+        VIRTIO_BLK_S_OK as u8
+    }
 }
 
 /// user_data layout: slot index (bits 0..16), range index (16..32) and
@@ -275,7 +286,7 @@ impl QueueHandler {
     /// Pops avail chains into free slots. Returns whether any chain was
     /// completed right away (errors, GET_ID, empty transfers).
     fn take_chains(&mut self) -> Result<bool, QueueError> {
-        let aq = self.active.as_mut().expect("active");
+        let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
         let mut used = false;
         aq.throttled = false;
         // EVENT_IDX-safe loop: suppress notifications while draining, then
@@ -328,7 +339,7 @@ impl QueueHandler {
     /// submits them with one io_uring_enter. Returns whether a slot was
     /// completed on the way.
     fn submit_pending(&mut self) -> Result<bool, QueueError> {
-        let aq = self.active.as_mut().expect("active");
+        let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
         let fd = self.disk.file.as_raw_fd();
         let mut used = false;
         while let Some(&idx) = aq.pending.front() {
@@ -341,12 +352,8 @@ impl QueueHandler {
             slot.queued = false;
             if slot.ops == 0 {
                 // Nothing was left to push (a failed multi-range request).
-                let status = if slot.failed {
-                    VIRTIO_BLK_S_IOERR
-                } else {
-                    VIRTIO_BLK_S_OK
-                };
-                finish(aq, idx, status as u8, &self.metrics)?;
+                let status = slot_status(slot);
+                finish(aq, idx, status, &self.metrics)?;
                 used = true;
             }
         }
@@ -361,7 +368,7 @@ impl QueueHandler {
     fn complete_and_continue(&mut self) -> Result<(), QueueError> {
         let mut used = false;
         while let Some((ud, res)) = self.engine.pop() {
-            let aq = self.active.as_mut().expect("active");
+            let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
             let idx = (ud & 0xffff) as u16;
             let range = ((ud >> 16) & 0xffff) as usize;
             let zero_range = ud & (1 << 32) != 0;
@@ -378,12 +385,8 @@ impl QueueHandler {
                 aq.pending.push_back(idx);
             }
             if slot.ops == 0 && !slot.queued {
-                let status = if slot.failed {
-                    VIRTIO_BLK_S_IOERR
-                } else {
-                    VIRTIO_BLK_S_OK
-                };
-                finish(aq, idx, status as u8, &self.metrics)?;
+                let status = slot_status(slot);
+                finish(aq, idx, status, &self.metrics)?;
                 used = true;
             }
         }
@@ -399,7 +402,7 @@ impl QueueHandler {
 
     /// Interrupts the guest unless EVENT_IDX says it does not want one yet.
     fn signal_used(&mut self) -> Result<(), QueueError> {
-        let aq = self.active.as_mut().expect("active");
+        let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
         if aq.queue.needs_notification(&aq.mem)?
             && let Err(e) = aq.interrupt.notify_queue(self.index)
         {
