@@ -24,3 +24,6 @@ pub mod runtime;
 pub mod seccomp;
 pub mod vcpu;
 pub mod vm;
+
+#[cfg(test)]
+mod tiny_guest_tests;
