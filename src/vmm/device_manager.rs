@@ -10,7 +10,7 @@ use event_manager::{EventOps, Events, MutEventSubscriber};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
-use crate::vmm::acpi::{self, AcpiConfig, PmDevice, ResetDevice};
+use crate::vmm::acpi::{PmDevice, ResetDevice};
 use crate::vmm::bus::{Bus, BusError};
 use crate::vmm::config::VmConfig;
 use crate::vmm::devices::legacy::cmos::{CMOS_PORT_LEN, Cmos};
@@ -19,6 +19,7 @@ use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
 use crate::vmm::devices::virtio::block::{Block, BlockConfig};
+use crate::vmm::firmware;
 use crate::vmm::layout;
 use crate::vmm::memory::{self, GuestMemoryMmap};
 use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
@@ -29,8 +30,8 @@ use crate::vmm::vm::{KvmIrqLine, Vm};
 pub enum DeviceError {
     #[error("cannot place a device on the bus: {0}")]
     Bus(#[from] BusError),
-    #[error("ACPI tables: {0}")]
-    Acpi(#[from] acpi::AcpiError),
+    #[error(transparent)]
+    Firmware(#[from] firmware::FirmwareError),
     #[error("{0}")]
     Setup(String),
 }
@@ -63,7 +64,9 @@ pub struct Devices {
     pub mmio: Arc<Bus>,
     pub pci: Arc<Mutex<PciRoot>>,
     pub pm: PmDevice,
-    pub rsdp: GuestAddress,
+    /// Where a direct-boot kernel finds the ACPI tables (`None` when
+    /// firmware boots the VM: it places them).
+    pub rsdp: Option<GuestAddress>,
     pub serial: Arc<Mutex<SerialDevice>>,
     pub subscribers: Vec<Subscriber>,
 }
@@ -143,8 +146,8 @@ impl Devices {
         let pci = Arc::new(Mutex::new(root));
         pio.insert(pci.clone(), port(layout::PORT_PCI_CONFIG_ADDRESS), 8)?;
 
-        // Disks, in order, from PCI slot 1.
-        for (i, disk) in config.disks.iter().enumerate() {
+        // Disks, in order (the AMI image first), from PCI slot 1.
+        for (i, disk) in config.all_disks().iter().enumerate() {
             let slot = i as u8 + 1;
             let block = Block::new(BlockConfig {
                 path: disk.path.clone(),
@@ -165,7 +168,7 @@ impl Devices {
                 .map_err(|e| DeviceError::Setup(e.to_string()))?;
         }
 
-        let rsdp = acpi::create_acpi_tables(mem, &AcpiConfig::new(config.vcpus))?;
+        let rsdp = firmware::install_platform_tables(&pio, mem, config)?;
 
         Ok(Devices {
             pio,

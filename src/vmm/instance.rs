@@ -17,6 +17,7 @@ use crate::vmm::boot::{self, BootError};
 use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
 use crate::vmm::device_manager::{DeviceError, Devices, Subscriber};
+use crate::vmm::firmware::rom::{self, RomError};
 use crate::vmm::memory::{self, MemoryError};
 use crate::vmm::power::{PowerAction, PowerControl};
 use crate::vmm::runtime::{Fault, TermSignals};
@@ -47,6 +48,8 @@ pub enum InstanceError {
     Device(String),
     #[error(transparent)]
     Devices(#[from] DeviceError),
+    #[error(transparent)]
+    Firmware(#[from] RomError),
 }
 
 /// How one boot ended.
@@ -54,6 +57,8 @@ pub enum InstanceError {
 pub enum Outcome {
     PoweredOff,
     Reset,
+    /// A firmware boot reset before an operating system started.
+    ResetBeforeOs,
     /// Stopped without the guest's cooperation.
     HardStopped(String),
     Faulted(String),
@@ -109,17 +114,23 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     let (pio, mmio) = (devices.pio.clone(), devices.mmio.clone());
     let mut subscribers: Vec<Subscriber> = std::mem::take(&mut devices.subscribers);
 
-    let kernel = config
-        .kernel
-        .as_ref()
-        .ok_or_else(|| InstanceError::Device("no kernel configured".into()))?;
-    let entry = boot::load_kernel(&mem, kernel, memory_bytes, rsdp)?;
+    // A direct boot starts in the kernel; a firmware boot at the reset
+    // vector of the BIOS, which must stay mapped until the vCPUs are gone.
+    let (entry, _rom) = match (&config.kernel, rsdp, &config.image) {
+        (Some(kernel), Some(rsdp), _) => (
+            Some(boot::load_kernel(&mem, kernel, memory_bytes, rsdp)?),
+            None,
+        ),
+        (None, None, Some(image)) => (None, Some(rom::load(&vm, &mem, &image.firmware)?)),
+        _ => return Err(InstanceError::Device("no boot source configured".into())),
+    };
 
     let supported = vm
         .kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(InstanceError::Kvm)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let long_mode = Arc::new(AtomicBool::new(false));
     let mut vcpus = Vec::new();
     for index in 0..config.vcpus {
         let fd = vm
@@ -134,6 +145,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
             power: power.clone(),
             fault: fault.clone(),
             stop: stop.clone(),
+            long_mode: long_mode.clone(),
         };
         vcpus.push(
             VcpuThread::spawn(fd, ctx, vcpu_filter(config.seccomp))
@@ -166,7 +178,15 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     for vcpu in vcpus {
         vcpu.join();
     }
-    outcome
+    // Firmware and bootloaders run in 16/32-bit mode; an x86_64 OS resets
+    // from 64-bit mode. A firmware boot that resets before any vCPU got
+    // there never started an OS (SeaBIOS: "No bootable device").
+    match outcome {
+        Ok(Outcome::Reset) if config.boots_firmware() && !long_mode.load(Ordering::Acquire) => {
+            Ok(Outcome::ResetBeforeOs)
+        }
+        other => other,
+    }
 }
 
 fn main_loop(

@@ -32,8 +32,32 @@ pub const FOUR_GIB: u64 = 0x1_0000_0000;
 /// MMIO window for 32-bit PCI BARs (inside the hole, below the IOAPIC).
 pub const PCI_MMIO32_START: u64 = 0xc000_0000;
 pub const PCI_MMIO32_SIZE: u64 = 0x3ec0_0000; // up to 0xfec0_0000
+/// Where the guest's view of the 32-bit PCI window starts (the DSDT's
+/// _CRS). Flint's own BARs sit at PCI_MMIO32_START, but SeaBIOS reassigns
+/// them as on an i440FX: from 2 GiB when RAM ends at or below 2 GiB, else
+/// from 3 GiB. The window covers both, so Linux keeps either placement.
+pub fn pci_window_start(memory_bytes: u64) -> u64 {
+    const TWO_GIB: u64 = 0x8000_0000;
+    if memory_bytes <= TWO_GIB {
+        TWO_GIB
+    } else {
+        PCI_MMIO32_START
+    }
+}
 pub const IOAPIC_START: u64 = 0xfec0_0000;
 pub const LAPIC_START: u64 = 0xfee0_0000;
+/// KVM's EPT identity-map page and real-mode TSS (3 pages), where QEMU puts
+/// them: just below the 16 MiB of firmware space under 4 GiB.
+pub const KVM_IDENTITY_MAP_START: u64 = 0xfeff_c000;
+pub const KVM_TSS_START: u64 = 0xfeff_d000;
+pub const KVM_RESERVED_END: u64 = 0xff00_0000;
+/// The BIOS ROM ends at 4 GiB (reset vector at 0xffff_fff0) and may start
+/// as low as this.
+pub const FIRMWARE_LOWEST: u64 = KVM_RESERVED_END;
+/// The last 128 KiB of the BIOS also appear at 0xE0000..1 MiB, where the
+/// CPU's first far jump lands.
+pub const BIOS_LOW_ALIAS_START: u64 = 0xe_0000;
+pub const BIOS_LOW_ALIAS_LEN: u64 = 0x2_0000;
 
 // ---- I/O ports ----
 pub const PORT_I8042_DATA: u16 = 0x60;

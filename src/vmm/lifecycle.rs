@@ -21,6 +21,12 @@ pub const EXIT_FAILURE: u8 = 2;
 pub const EXIT_REBOOT: u8 = 3;
 /// Stopped without the guest's cooperation (hard stop, shutdown timeout).
 pub const EXIT_HARD_STOP: u8 = 4;
+/// A firmware boot kept resetting before any OS started (no bootable disk).
+pub const EXIT_NO_OS: u8 = 5;
+/// Firmware boots that reset before an OS started, in a row, before giving
+/// up: one may be a bootloader's own reboot, two is SeaBIOS retrying a disk
+/// that cannot boot.
+const MAX_RESETS_BEFORE_OS: u32 = 2;
 
 fn fail(code: u8, reason: &str) -> ExitCode {
     eprintln!("flint vmm: {reason}");
@@ -77,6 +83,7 @@ pub fn run(config: VmConfig) -> ExitCode {
 fn run_boots(config: &VmConfig, term: &TermSignals, api: Option<&ApiShared>) -> ExitCode {
     let controls = Controls { term, api };
     let mut boots = 0u32;
+    let mut resets_before_os = 0u32;
     loop {
         boots += 1;
         if let Some(api) = api {
@@ -91,10 +98,27 @@ fn run_boots(config: &VmConfig, term: &TermSignals, api: Option<&ApiShared>) -> 
             Err(e) if boots == 1 => return fail(EXIT_CONFIG, &e.to_string()),
             Err(e) => return fail(EXIT_FAILURE, &e.to_string()),
         };
+        if outcome == Outcome::ResetBeforeOs {
+            resets_before_os += 1;
+            if resets_before_os >= MAX_RESETS_BEFORE_OS {
+                return fail(
+                    EXIT_NO_OS,
+                    &format!(
+                        "no operating system started: the firmware reset {resets_before_os} times \
+                         before any vCPU reached 64-bit mode (no bootable disk? see the console)"
+                    ),
+                );
+            }
+        } else {
+            resets_before_os = 0;
+        }
         match outcome {
             Outcome::PoweredOff => return ExitCode::from(EXIT_POWEROFF),
+            Outcome::ResetBeforeOs if config.on_reboot == RebootAction::Restart => continue,
             Outcome::Reset if config.on_reboot == RebootAction::Restart => continue,
-            Outcome::Reset => return fail(EXIT_REBOOT, "the guest rebooted"),
+            Outcome::Reset | Outcome::ResetBeforeOs => {
+                return fail(EXIT_REBOOT, "the guest rebooted");
+            }
             Outcome::HardStopped(reason) => {
                 return fail(EXIT_HARD_STOP, &format!("hard stop: {reason}"));
             }

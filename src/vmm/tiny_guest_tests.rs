@@ -58,6 +58,7 @@ fn run_tiny_guest(code: &[u8]) -> (Option<PowerAction>, Option<String>, Vec<u8>)
         power: power.clone(),
         fault: fault.clone(),
         stop: stop.clone(),
+        long_mode: Arc::new(AtomicBool::new(false)),
     };
     let thread = VcpuThread::spawn(fd, ctx, Box::new(|| Ok(()))).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

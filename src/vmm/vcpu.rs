@@ -15,6 +15,8 @@ use crate::vmm::bus::Bus;
 use crate::vmm::power::{PowerAction, PowerControl};
 use crate::vmm::runtime::Fault;
 
+const EFER_LMA: u64 = 1 << 10;
+
 /// The signal that knocks a vCPU thread out of KVM_RUN.
 pub fn kick_signal() -> i32 {
     SIGRTMIN()
@@ -34,6 +36,8 @@ pub struct VcpuContext {
     pub power: PowerControl,
     pub fault: Fault,
     pub stop: Arc<AtomicBool>,
+    /// Set when this vCPU is found in 64-bit mode as it stops.
+    pub long_mode: Arc<AtomicBool>,
 }
 
 pub struct VcpuThread {
@@ -54,6 +58,9 @@ impl VcpuThread {
                     return;
                 }
                 run_loop(&mut fd, &ctx);
+                if fd.get_sregs().is_ok_and(|s| s.efer & EFER_LMA != 0) {
+                    ctx.long_mode.store(true, Ordering::Release);
+                }
             })?;
         Ok(VcpuThread { handle })
     }

@@ -5,19 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{
-    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_PIT_SPEAKER_DUMMY, KvmIrqRouting,
-    kvm_irq_routing_entry, kvm_pit_config, kvm_userspace_memory_region,
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
+    KvmIrqRouting, kvm_irq_routing_entry, kvm_pit_config, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VmFd};
 use thiserror::Error;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 use crate::vmm::irq::IrqLine;
-use crate::vmm::layout::{IOAPIC_PINS, MSI_GSI_START};
+use crate::vmm::layout::{IOAPIC_PINS, KVM_IDENTITY_MAP_START, KVM_TSS_START, MSI_GSI_START};
 use crate::vmm::memory::GuestMemoryMmap;
 
-/// KVM needs three pages for the TSS just below the BIOS at 4 GiB - 256 KiB.
-const TSS_ADDRESS: usize = 0xfffb_d000;
 const KVM_IRQCHIP_PIC_MASTER: u32 = 0;
 const KVM_IRQCHIP_PIC_SLAVE: u32 = 1;
 const KVM_IRQCHIP_IOAPIC: u32 = 2;
@@ -47,6 +45,8 @@ pub struct Vm {
     pub kvm: Kvm,
     pub fd: Arc<VmFd>,
     routes: Mutex<Routes>,
+    /// KVM memory slots in use (guest RAM first, then ROMs).
+    slots: Mutex<u32>,
 }
 
 struct Routes {
@@ -59,7 +59,9 @@ impl Vm {
     pub fn new(mem: &GuestMemoryMmap) -> Result<Self, VmError> {
         let kvm = Kvm::new().map_err(VmError::OpenKvm)?;
         let fd = kvm.create_vm().map_err(kvm_err("create a VM"))?;
-        fd.set_tss_address(TSS_ADDRESS)
+        fd.set_identity_map_address(KVM_IDENTITY_MAP_START)
+            .map_err(kvm_err("set the identity map address"))?;
+        fd.set_tss_address(KVM_TSS_START as usize)
             .map_err(kvm_err("set the TSS address"))?;
         fd.create_irq_chip()
             .map_err(kvm_err("create the irqchip"))?;
@@ -96,9 +98,33 @@ impl Vm {
                 next_msi_gsi: MSI_GSI_START,
                 free_msi_gsis: Vec::new(),
             }),
+            slots: Mutex::new(mem.num_regions() as u32),
         };
         vm.commit_routes()?;
         Ok(vm)
+    }
+
+    /// Maps `region` read-only at `guest_addr`: guest reads see its bytes,
+    /// guest writes exit as MMIO (and are dropped), as for a ROM.
+    pub fn map_rom(
+        &self,
+        guest_addr: u64,
+        region: &vm_memory::MmapRegion<()>,
+    ) -> Result<(), VmError> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let region = kvm_userspace_memory_region {
+            slot: *slots,
+            guest_phys_addr: guest_addr,
+            memory_size: region.size() as u64,
+            userspace_addr: region.as_ptr() as u64,
+            flags: KVM_MEM_READONLY,
+        };
+        // SAFETY: the caller keeps `region` mapped for as long as the VM
+        // exists (the ROM lives in the boot's scope, which outlives the vCPU
+        // threads), so KVM never sees unmapped memory.
+        unsafe { self.fd.set_user_memory_region(region) }.map_err(kvm_err("map the firmware"))?;
+        *slots += 1;
+        Ok(())
     }
 
     /// Reserves a GSI for an MSI route (initially masked: no route).

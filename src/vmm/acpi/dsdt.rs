@@ -101,18 +101,20 @@ fn slot_name(slot: u8) -> String {
     format!("S{slot:02X}_")
 }
 
-fn pci_crs() -> Raw {
+fn pci_crs(config: &AcpiConfig) -> Raw {
     let bus = AddressSpace::new_bus_number(0u16, 0u16);
     // The conf1 registers themselves.
     let conf1 = IO::new(PORT_PCI_CONFIG_ADDRESS, PORT_PCI_CONFIG_ADDRESS, 1, 8);
     // All other I/O ports are forwarded to the bus.
     let io_low = AddressSpace::new_io(0u16, PORT_PCI_CONFIG_ADDRESS - 1, None);
     let io_high = AddressSpace::new_io(PORT_PCI_CONFIG_ADDRESS + 8, 0xffffu16, None);
-    // Checked at compile time above to end at or below 4 GiB.
+    // Checked at compile time above to end at or below 4 GiB; starts at
+    // or below Flint's own BARs.
+    let start = config.pci_window_start.min(PCI_MMIO32_START as u32);
     let mmio32 = AddressSpace::new_memory(
         AddressSpaceCacheable::NotCacheable,
         true,
-        PCI_MMIO32_START as u32,
+        start,
         (PCI_MMIO32_START + PCI_MMIO32_SIZE - 1) as u32,
         None,
     );
@@ -205,7 +207,7 @@ fn pci_root(config: &AcpiConfig) -> Raw {
     let seg = Name::new("_SEG".into(), &ZERO);
     let uid = Name::new("_UID".into(), &ZERO);
     let bbn = Name::new("_BBN".into(), &ZERO);
-    let crs = pci_crs();
+    let crs = pci_crs(config);
     let prt = pci_prt();
     let hotplug = if config.pci_hotplug {
         pci_hotplug_objects()

@@ -21,7 +21,7 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::{dsdt, fadt, madt};
-use crate::vmm::layout::{ACPI_MAX_SIZE, ACPI_START, FOUR_GIB};
+use crate::vmm::layout::{ACPI_MAX_SIZE, ACPI_START, FOUR_GIB, PCI_MMIO32_START};
 use crate::vmm::memory::GuestMemoryMmap;
 
 /// The tables blob must start on this boundary: the FACS, first in the blob,
@@ -71,6 +71,9 @@ pub struct AcpiConfig {
     /// handler and the registers at `PORT_PCI_HOTPLUG`). Leave off until the
     /// hotplug register device exists.
     pub pci_hotplug: bool,
+    /// Start of the 32-bit PCI MMIO window (`layout::pci_window_start`);
+    /// it ends below the IOAPIC.
+    pub pci_window_start: u32,
 }
 
 impl AcpiConfig {
@@ -81,6 +84,16 @@ impl AcpiConfig {
             oem_table_id: *b"FLINTVM ",
             oem_revision: 1,
             pci_hotplug: false,
+            pci_window_start: PCI_MMIO32_START as u32,
+        }
+    }
+
+    /// The tables of a VM with `memory_bytes` of RAM.
+    pub fn for_vm(vcpus: u8, memory_bytes: u64) -> Self {
+        AcpiConfig {
+            // Both starts are below 4 GiB.
+            pci_window_start: crate::vmm::layout::pci_window_start(memory_bytes) as u32,
+            ..AcpiConfig::new(vcpus)
         }
     }
 }

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConfigError, ConsoleConfig, DiskConfig, KernelConfig, RebootAction, VmConfig};
+use super::{
+    BootMode, ConfigError, ConsoleConfig, DiskConfig, ImageConfig, KernelConfig, RebootAction,
+    VmConfig,
+};
 
 #[derive(Debug, Default, Args)]
 pub struct VmmArgs {
@@ -19,6 +22,21 @@ pub struct VmmArgs {
     pub initrd: Option<PathBuf>,
     #[arg(long, value_name = "STR", requires = "kernel")]
     pub cmdline: Option<String>,
+    /// AMI disk image (raw) to boot through firmware; it is the first disk.
+    #[arg(long, value_name = "PATH", conflicts_with = "kernel")]
+    pub image: Option<PathBuf>,
+    /// How the image boots: legacy-bios (EC2's default) or uefi.
+    #[arg(long, value_name = "legacy-bios|uefi", requires = "image")]
+    pub boot_mode: Option<BootMode>,
+    /// BIOS image for --image (default: Debian's SeaBIOS, bios-256k.bin).
+    #[arg(long, value_name = "PATH", requires = "image")]
+    pub firmware: Option<PathBuf>,
+    /// Instance id shown to the guest (SMBIOS asset tag), e.g. i-0123456789abcdef0.
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// Instance type shown to the guest (SMBIOS product name), e.g. t3.micro.
+    #[arg(long, value_name = "TYPE")]
+    pub instance_type: Option<String>,
     /// A disk, in order: PATH[,ro][,serial=ID]. Repeatable.
     #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID]")]
     pub disks: Vec<String>,
@@ -36,6 +54,10 @@ pub struct VmmArgs {
     /// What a guest reboot does: restart (default) or exit (code 3).
     #[arg(long, value_name = "restart|exit")]
     pub on_reboot: Option<String>,
+    /// How long a graceful shutdown (SIGTERM, control socket) may take
+    /// before a hard stop, in seconds (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
     /// Do not install seccomp filters (debugging only).
     #[arg(long)]
     pub no_seccomp: bool,
@@ -49,6 +71,7 @@ impl VmmArgs {
         };
         if let Some(path) = &self.kernel {
             let previous = config.kernel.take();
+            config.image = None;
             config.kernel = Some(KernelConfig {
                 path: path.clone(),
                 initrd: self
@@ -61,6 +84,29 @@ impl VmmArgs {
                     .or_else(|| previous.map(|k| k.cmdline))
                     .unwrap_or_else(super::default_cmdline),
             });
+        }
+        if let Some(path) = &self.image {
+            let mut image = config
+                .image
+                .take()
+                .unwrap_or_else(|| ImageConfig::new(path.clone()));
+            image.path = path.clone();
+            config.image = Some(image);
+            config.kernel = None;
+        }
+        if let Some(image) = config.image.as_mut() {
+            if let Some(mode) = self.boot_mode {
+                image.boot_mode = mode;
+            }
+            if let Some(firmware) = &self.firmware {
+                image.firmware = firmware.clone();
+            }
+        }
+        if let Some(id) = &self.instance_id {
+            config.identity.instance_id = id.clone();
+        }
+        if let Some(instance_type) = &self.instance_type {
+            config.identity.instance_type = instance_type.clone();
         }
         if !self.disks.is_empty() {
             config.disks = self
@@ -101,6 +147,9 @@ impl VmmArgs {
                     )));
                 }
             };
+        }
+        if let Some(seconds) = self.shutdown_timeout {
+            config.shutdown_timeout_s = seconds;
         }
         if self.no_seccomp {
             config.seccomp = false;

@@ -3,8 +3,10 @@
 //! is created.
 
 mod flags;
+pub mod image;
 
 pub use flags::VmmArgs;
+pub use image::{BootMode, Identity, ImageConfig};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,7 +32,13 @@ pub struct VmConfig {
     pub vcpus: u8,
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u64,
+    /// Direct kernel boot.
     pub kernel: Option<KernelConfig>,
+    /// AMI disk boot through firmware: the image is the first disk.
+    pub image: Option<ImageConfig>,
+    /// Who the VM is, as EC2 would say (SMBIOS; later the metadata service).
+    #[serde(default)]
+    pub identity: Identity,
     #[serde(default)]
     pub disks: Vec<DiskConfig>,
     #[serde(default)]
@@ -118,8 +126,12 @@ pub enum ConfigError {
     Vcpus(u64),
     #[error("memory must be between {MIN_MEMORY_MIB} and {MAX_MEMORY_MIB} MiB, got {0}")]
     Memory(u64),
-    #[error("nothing to boot: give a kernel (--kernel)")]
+    #[error("nothing to boot: give a kernel (--kernel) or an AMI disk image (--image)")]
     NoBootSource,
+    #[error("give either a kernel (--kernel) or a disk image (--image), not both")]
+    TwoBootSources,
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
     #[error("{what} {path}: {reason}")]
     File {
         what: &'static str,
@@ -162,22 +174,19 @@ impl VmConfig {
         if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&self.memory_mib) {
             return Err(ConfigError::Memory(self.memory_mib));
         }
-        let kernel = self.kernel.as_ref().ok_or(ConfigError::NoBootSource)?;
-        check_file("kernel", &kernel.path, false)?;
-        if let Some(initrd) = &kernel.initrd {
-            check_file("initrd", initrd, false)?;
+        match (&self.kernel, &self.image) {
+            (None, None) => return Err(ConfigError::NoBootSource),
+            (Some(_), Some(_)) => return Err(ConfigError::TwoBootSources),
+            (Some(kernel), None) => validate_kernel(kernel)?,
+            (None, Some(image)) => image.validate()?,
         }
-        if kernel.cmdline.len() >= crate::vmm::layout::CMDLINE_MAX_SIZE {
-            return Err(ConfigError::CmdlineTooLong(kernel.cmdline.len()));
-        }
-        if kernel.cmdline.contains('\0') {
-            return Err(ConfigError::CmdlineNul);
-        }
-        if self.disks.len() > MAX_DISKS {
-            return Err(ConfigError::TooManyDisks(self.disks.len()));
+        self.identity.validate()?;
+        let disks = self.all_disks();
+        if disks.len() > MAX_DISKS {
+            return Err(ConfigError::TooManyDisks(disks.len()));
         }
         let mut seen = Vec::new();
-        for disk in &self.disks {
+        for disk in &disks {
             check_file("disk", &disk.path, !disk.read_only)?;
             let canonical = fs::canonicalize(&disk.path).unwrap_or(disk.path.clone());
             if seen.contains(&canonical) {
@@ -197,10 +206,41 @@ impl VmConfig {
         }
         Ok(())
     }
+
+    /// Every disk in PCI slot order: the AMI image (the root volume) first,
+    /// then the extra disks.
+    pub fn all_disks(&self) -> Vec<DiskConfig> {
+        let root = self.image.as_ref().map(ImageConfig::disk);
+        root.into_iter().chain(self.disks.iter().cloned()).collect()
+    }
+
+    /// True when the VM starts in firmware (SeaBIOS) rather than in the
+    /// kernel.
+    pub fn boots_firmware(&self) -> bool {
+        self.kernel.is_none() && self.image.is_some()
+    }
+}
+
+fn validate_kernel(kernel: &KernelConfig) -> Result<(), ConfigError> {
+    check_file("kernel", &kernel.path, false)?;
+    if let Some(initrd) = &kernel.initrd {
+        check_file("initrd", initrd, false)?;
+    }
+    if kernel.cmdline.len() >= crate::vmm::layout::CMDLINE_MAX_SIZE {
+        return Err(ConfigError::CmdlineTooLong(kernel.cmdline.len()));
+    }
+    if kernel.cmdline.contains('\0') {
+        return Err(ConfigError::CmdlineNul);
+    }
+    Ok(())
 }
 
 /// A regular file (or block device) that can be opened as needed.
-fn check_file(what: &'static str, path: &Path, writable: bool) -> Result<(), ConfigError> {
+pub(super) fn check_file(
+    what: &'static str,
+    path: &Path,
+    writable: bool,
+) -> Result<(), ConfigError> {
     let err = |reason: String| ConfigError::File {
         what,
         path: path.to_path_buf(),

@@ -33,15 +33,17 @@ const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 
-/// Configures vCPU `index` of `vcpus`. Only the boot vCPU (index 0) gets
-/// registers: the others wait for INIT/SIPI from the guest, as on hardware.
+/// Configures vCPU `index` of `vcpus`. Only the boot vCPU (index 0) of a
+/// direct boot gets registers (`entry`); a firmware boot keeps KVM's reset
+/// state (CS:IP = F000:FFF0 at the top of 4 GiB). The others wait for
+/// INIT/SIPI from the guest, as on hardware.
 pub fn configure_vcpu(
     vcpu: &VcpuFd,
     index: u8,
     vcpus: u8,
     supported_cpuid: &CpuId,
     mem: &GuestMemoryMmap,
-    entry: EntryPoint,
+    entry: Option<EntryPoint>,
 ) -> Result<(), CpuError> {
     let kvm_err = |what| {
         move |source| CpuError::Kvm {
@@ -69,7 +71,9 @@ pub fn configure_vcpu(
     set_lvt_mode(&mut lapic.regs, APIC_LVT1, APIC_MODE_NMI);
     vcpu.set_lapic(&lapic).map_err(kvm_err("LAPIC"))?;
 
-    if index == 0 {
+    if index == 0
+        && let Some(entry) = entry
+    {
         let mut sregs = vcpu.get_sregs().map_err(kvm_err("special registers"))?;
         regs::setup_sregs(mem, entry, &mut sregs)?;
         vcpu.set_sregs(&sregs)

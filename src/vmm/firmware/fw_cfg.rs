@@ -109,11 +109,16 @@ pub const FILE_ACPI_TABLES: &str = "etc/acpi/tables";
 pub const FILE_ACPI_RSDP: &str = "etc/acpi/rsdp";
 pub const FILE_TABLE_LOADER: &str = "etc/table-loader";
 
-/// KVM's real-mode TSS (3 pages at vm.rs's `TSS_ADDRESS`, 0xfffbd000) and
-/// its EPT identity-map page just below: reserved in etc/e820, as QEMU does
-/// for its own choice of addresses.
-pub const KVM_RESERVED_START: u64 = 0xfffb_c000;
-pub const KVM_RESERVED_LEN: u64 = 0x4000;
+/// KVM's EPT identity-map page and real-mode TSS (layout.rs): reserved in
+/// etc/e820, as QEMU does for the same addresses.
+pub const KVM_RESERVED_START: u64 = crate::vmm::layout::KVM_IDENTITY_MAP_START;
+pub const KVM_RESERVED_LEN: u64 = crate::vmm::layout::KVM_RESERVED_END - KVM_RESERVED_START;
+
+/// After "No bootable device." SeaBIOS waits this long, then resets; the
+/// VMM ends a firmware boot that resets twice without reaching 64-bit mode
+/// (lifecycle.rs), so a disk that cannot boot ends the process in seconds
+/// instead of idling forever.
+pub const SEABIOS_BOOT_FAIL_WAIT_MS: u32 = 1000;
 
 // ---- Table-loader (QEMU hw/acpi/bios-linker-loader.c, SeaBIOS romfile_loader.h) ----
 pub const LOADER_ENTRY_LEN: usize = 128;
@@ -432,8 +437,9 @@ impl FwCfg {
     }
 
     /// Everything SeaBIOS reads on a QEMU i440FX machine: CPU counts, RAM
-    /// size, IRQ0 override, no boot menu, etc/e820, bootorder, no reboot
-    /// loop on boot failure, the console on COM1, SMBIOS and ACPI.
+    /// size, IRQ0 override, no boot menu, etc/e820, bootorder, a boot
+    /// retry after [`SEABIOS_BOOT_FAIL_WAIT_MS`], the console on COM1,
+    /// SMBIOS and ACPI.
     pub fn add_seabios_items<S: AsRef<str>>(
         &mut self,
         vcpus: u16,
@@ -450,7 +456,7 @@ impl FwCfg {
         if !bootorder.is_empty() {
             self.add_bootorder(bootorder)?;
         }
-        self.add_boot_fail_wait(u32::MAX)?;
+        self.add_boot_fail_wait(SEABIOS_BOOT_FAIL_WAIT_MS)?;
         self.add_sercon_port(PORT_COM1)?;
         self.add_smbios(smbios)?;
         self.add_acpi(acpi)?;
@@ -1034,7 +1040,10 @@ mod tests {
         );
 
         assert_eq!(file(&dev, FILE_BOOTORDER), b"/pci@i0cf8/scsi@4/disk@0,0\0");
-        assert_eq!(file(&dev, FILE_BOOT_FAIL_WAIT), u32::MAX.to_le_bytes());
+        assert_eq!(
+            file(&dev, FILE_BOOT_FAIL_WAIT),
+            SEABIOS_BOOT_FAIL_WAIT_MS.to_le_bytes()
+        );
         assert_eq!(file(&dev, FILE_SERCON_PORT), [0xf8, 0x03]);
         assert_eq!(file(&dev, FILE_BOOT_CPUS), [2, 0]);
         assert_eq!(dev.item(FW_CFG_NB_CPUS).unwrap(), [2, 0]);

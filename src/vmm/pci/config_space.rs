@@ -73,6 +73,16 @@ impl ConfigSpace {
         c
     }
 
+    /// Lets the guest change the bits of `mask` from `offset` on (a
+    /// device-specific register the device only stores).
+    pub fn set_writable(&mut self, offset: usize, mask: &[u8]) {
+        for (i, m) in mask.iter().enumerate() {
+            if let Some(w) = self.writable.get_mut(offset + i) {
+                *w = *m;
+            }
+        }
+    }
+
     fn set_u16(&mut self, offset: usize, value: u16) {
         self.regs[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
     }

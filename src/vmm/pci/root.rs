@@ -49,18 +49,27 @@ impl PciDevice for HostBridge {
     }
 }
 
+/// i440FX PAM0..PAM6: shadow-RAM control of 0xC0000..0xFFFFF. SeaBIOS
+/// writes them to "unlock" its RAM copy and reads PAM0 back to tell a cold
+/// boot (copy the BIOS down from 4 GiB) from a warm one. Guest RAM is
+/// always RAM here, so the registers are only stored.
+const I440FX_PAM0: usize = 0x59;
+const PAM_REGISTERS: usize = 7;
+/// Each PAM register holds two 2-bit read/write-enable fields.
+const PAM_MASK: u8 = 0x33;
+
 impl PciRoot {
     pub fn new(mmio: Arc<Bus>) -> Self {
-        let bridge = HostBridge {
-            config: ConfigSpace::new(&PciIds {
-                vendor: 0x8086,
-                device: 0x1237,
-                revision: 2,
-                class: 0x06_00_00,
-                subsystem_vendor: 0x1af4,
-                subsystem: 0x1100,
-            }),
-        };
+        let mut config = ConfigSpace::new(&PciIds {
+            vendor: 0x8086,
+            device: 0x1237,
+            revision: 2,
+            class: 0x06_00_00,
+            subsystem_vendor: 0x1af4,
+            subsystem: 0x1100,
+        });
+        config.set_writable(I440FX_PAM0, &[PAM_MASK; PAM_REGISTERS]);
+        let bridge = HostBridge { config };
         let mut slots: Vec<Option<Slot>> = (0..PCI_SLOTS).map(|_| None).collect();
         slots[0] = Some(Slot {
             device: Arc::new(Mutex::new(bridge)),
@@ -224,5 +233,22 @@ mod tests {
         root.read(6, &mut b);
         assert_eq!(b[0], 0x37);
         assert!(root.remove_device(0).is_none());
+    }
+
+    #[test]
+    fn host_bridge_keeps_pam_settings_only() {
+        let mut root = PciRoot::new(Arc::new(Bus::new()));
+        select(&mut root, 0, 0x58);
+        let mut pam = [0u8; 4];
+        root.read(5, &mut pam[..1]);
+        assert_eq!(pam[0], 0, "PAM0 starts locked (SeaBIOS copies itself down)");
+        root.write(4, &[0xff, 0x30, 0x33, 0xff]);
+        root.read(4, &mut pam);
+        assert_eq!(pam, [0, 0x30, 0x33, 0x33]);
+        // The vendor id stays read-only.
+        select(&mut root, 0, 0);
+        root.write(4, &[0, 0, 0, 0]);
+        root.read(4, &mut pam);
+        assert_eq!(u32::from_le_bytes(pam), 0x1237_8086);
     }
 }

@@ -587,9 +587,9 @@ fn boot_path(dir: &Path) {
         entry: GuestAddress(0x100_0000),
     };
     let vcpu0 = vm.fd.create_vcpu(0).unwrap();
-    crate::vmm::cpu::configure_vcpu(&vcpu0, 0, 2, &supported, &mem, entry).unwrap();
+    crate::vmm::cpu::configure_vcpu(&vcpu0, 0, 2, &supported, &mem, Some(entry)).unwrap();
     let vcpu1 = vm.fd.create_vcpu(1).unwrap();
-    crate::vmm::cpu::configure_vcpu(&vcpu1, 1, 2, &supported, &mem, entry).unwrap();
+    crate::vmm::cpu::configure_vcpu(&vcpu1, 1, 2, &supported, &mem, Some(entry)).unwrap();
     drop(vcpu0);
 
     let vm = Arc::new(vm);
@@ -615,6 +615,7 @@ fn boot_path(dir: &Path) {
         power: power.clone(),
         fault: fault.clone(),
         stop: stop.clone(),
+        long_mode: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let device_vm = vm.clone();
     let device_irqfd = irqfd.try_clone().unwrap();

@@ -1,0 +1,190 @@
+//! AMI disk boot (the image, its boot mode, the firmware that boots it) and
+//! the EC2 identity a VM shows its guest.
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{ConfigError, DiskConfig, check_file};
+
+/// SeaBIOS from Debian's `seabios` package.
+pub const DEFAULT_FIRMWARE: &str = "/usr/share/seabios/bios-256k.bin";
+/// A disk smaller than one sector cannot hold a boot record.
+const SECTOR: u64 = 512;
+/// The BIOS is mapped below 4 GiB and its last 128 KiB aliased at 0xE0000.
+pub const FIRMWARE_MIN_BYTES: u64 = 128 << 10;
+/// Room below 4 GiB above the IOAPIC/LAPIC and KVM's TSS pages.
+pub const FIRMWARE_MAX_BYTES: u64 = 16 << 20;
+/// The instance type shown when none is configured.
+const DEFAULT_INSTANCE_TYPE: &str = "flint.custom";
+const MAX_IDENTITY_LEN: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum ImageError {
+    #[error(
+        "disk image {0} is empty or smaller than one 512-byte sector: nothing can boot from it"
+    )]
+    Empty(PathBuf),
+    #[error(
+        "boot mode uefi is not available yet (Flint's UEFI firmware is a later milestone); use legacy-bios"
+    )]
+    UefiUnavailable,
+    #[error(
+        "firmware {path} is {size} bytes; a BIOS image is a multiple of 64 KiB between 128 KiB and 16 MiB"
+    )]
+    FirmwareSize { path: PathBuf, size: u64 },
+    #[error("instance id {0:?} is not of the form i-<8 to 17 hex digits>")]
+    InstanceId(String),
+    #[error("instance type {0:?} must be 1 to {MAX_IDENTITY_LEN} printable ASCII characters")]
+    InstanceType(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootMode {
+    /// EC2's default for x86_64 AMIs: SeaBIOS runs the image's own GRUB.
+    #[default]
+    LegacyBios,
+    Uefi,
+}
+
+impl std::str::FromStr for BootMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "legacy-bios" => Ok(BootMode::LegacyBios),
+            "uefi" => Ok(BootMode::Uefi),
+            other => Err(format!(
+                "boot mode wants legacy-bios or uefi, got {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// A raw disk: partition table, bootloader, kernel, root filesystem.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub boot_mode: BootMode,
+    /// The BIOS image (SeaBIOS).
+    #[serde(default = "default_firmware")]
+    pub firmware: PathBuf,
+    /// The root volume's id, shown as the disk serial.
+    pub serial: Option<String>,
+}
+
+fn default_firmware() -> PathBuf {
+    PathBuf::from(DEFAULT_FIRMWARE)
+}
+
+impl ImageConfig {
+    pub fn new(path: PathBuf) -> Self {
+        ImageConfig {
+            path,
+            boot_mode: BootMode::default(),
+            firmware: default_firmware(),
+            serial: None,
+        }
+    }
+
+    /// The image as the VM's first (boot) disk.
+    pub fn disk(&self) -> DiskConfig {
+        DiskConfig {
+            path: self.path.clone(),
+            read_only: false,
+            serial: self.serial.clone(),
+        }
+    }
+
+    /// The image's contents are the guest's: only its size is looked at.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        check_file("disk image", &self.path, true)?;
+        let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if size < SECTOR && !is_block_device(&self.path) {
+            return Err(ImageError::Empty(self.path.clone()).into());
+        }
+        if self.boot_mode == BootMode::Uefi {
+            return Err(ImageError::UefiUnavailable.into());
+        }
+        check_file("firmware", &self.firmware, false)?;
+        let size = fs::metadata(&self.firmware).map(|m| m.len()).unwrap_or(0);
+        let fits = (FIRMWARE_MIN_BYTES..=FIRMWARE_MAX_BYTES).contains(&size);
+        if !fits || !size.is_multiple_of(64 << 10) {
+            return Err(ImageError::FirmwareSize {
+                path: self.firmware.clone(),
+                size,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn is_block_device(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// What EC2 calls the instance: its id and type.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// `i-` and 8 or 17 hex digits; a random one when not given.
+    #[serde(default = "random_instance_id")]
+    pub instance_id: String,
+    #[serde(default = "default_instance_type")]
+    pub instance_type: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            instance_id: random_instance_id(),
+            instance_type: default_instance_type(),
+        }
+    }
+}
+
+fn default_instance_type() -> String {
+    DEFAULT_INSTANCE_TYPE.to_string()
+}
+
+/// A fresh `i-` + 17 hex digits id, as EC2 issues them today.
+pub fn random_instance_id() -> String {
+    let mut bytes = [0u8; 9];
+    let read = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // No urandom: the time and pid still make ids distinct per run.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mixed = nanos ^ (u128::from(std::process::id()) << 64);
+        bytes.copy_from_slice(&mixed.to_le_bytes()[..9]);
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("i-{}", &hex[..17])
+}
+
+impl Identity {
+    pub(super) fn validate(&self) -> Result<(), ImageError> {
+        let id = &self.instance_id;
+        let digits = id.strip_prefix("i-").unwrap_or("");
+        let hex = digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex || !(8..=17).contains(&digits.len()) {
+            return Err(ImageError::InstanceId(id.clone()));
+        }
+        let t = &self.instance_type;
+        if t.is_empty() || t.len() > MAX_IDENTITY_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ImageError::InstanceType(t.clone()));
+        }
+        Ok(())
+    }
+}

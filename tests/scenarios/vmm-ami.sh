@@ -1,0 +1,121 @@
+# The debian-12 AMI (its test variant, images/debian-12-test) booted by
+# Flint through SeaBIOS and the image's own GRUB, in the emulated KVM host.
+# Two instances run side by side (one core each):
+#  ami1: 1 vCPU. Boots to login, reports, reboots itself, boots to login
+#        again, reports, powers itself off -> flint exits 0.
+#  ami2: 2 vCPUs. Boots to login, reports, then is shut down gracefully
+#        through the control socket (ACPI power button) -> flint exits 0.
+# Then disks that cannot boot: zeros, a truncated image, an empty file.
+one=${FLINT_DISK_AMI1:?run with --disk ami1=PATH}
+two=${FLINT_DISK_AMI2:?run with --disk ami2=PATH}
+iid1=i-0a1b2c3d4e5f60718
+iid2=i-0fedcba9876543210
+sock=$FLINT_WORK/ami2.sock
+api() { curl -s --max-time 10 --unix-socket "$1" -X "$2" "http://vm$3"; }
+
+start_guest ami1 "$FLINT_BIN" vmm --image "$one" --vcpus 1 --memory 768 --console stdio \
+    --instance-id "$iid1" --instance-type t3.micro
+start_guest ami2 "$FLINT_BIN" vmm --image "$two" --vcpus 2 --memory 768 --console stdio \
+    --instance-id "$iid2" --instance-type m5.large --api-socket "$sock" --shutdown-timeout 300
+
+# Where the time goes, for ami1's first boot (ms since the process started).
+stage() { # NAME PATTERN TIMEOUT
+    if wait_console ami1 "$2" "$3"; then
+        metric "flint-ami-$1" "$WAITED_MS" ms
+        result "ami-$1" pass "ms=$WAITED_MS"
+    else
+        result "ami-$1" fail "pattern=$2 wait=$?"
+    fi
+}
+stage firmware 'SeaBIOS' 60
+stage grub 'Welcome to GRUB|Booting .Debian' 120
+stage kernel 'Linux version' 180
+stage userspace 'Welcome to .*Debian' 400
+stage login 'login:' 600
+
+# report NAME KEY: the value of the first "FLINT-AMI KEY=" line in NAME's
+# console after its last "FLINT-AMI boot=" line.
+report() {
+    awk -v k="FLINT-AMI $2=" '
+        index($0, "FLINT-AMI boot=") { delete seen }
+        { i = index($0, k) }
+        i && !(k in seen) { v = substr($0, i + length(k)); sub(/\r$/, "", v); seen[k] = 1; last = v }
+        END { print last }' "$FLINT_WORK/$1.console"
+}
+# check_identity NAME ID TYPE VCPUS: one boot's report.
+check_identity() {
+    local n=$1 id=$2 type=$3 cpus=$4 uuid serial
+    [ "$(report "$n" sys_vendor)" = Amazon_EC2 ] && result "$n-sys-vendor" pass || result "$n-sys-vendor" fail "got=$(report "$n" sys_vendor)"
+    [ "$(report "$n" bios_vendor)" = Amazon_EC2 ] && result "$n-bios-vendor" pass || result "$n-bios-vendor" fail "got=$(report "$n" bios_vendor)"
+    [ "$(report "$n" product_name)" = "$type" ] && result "$n-product-name" pass || result "$n-product-name" fail "got=$(report "$n" product_name)"
+    [ "$(report "$n" board_asset_tag)" = "$id" ] && result "$n-asset-tag" pass || result "$n-asset-tag" fail "got=$(report "$n" board_asset_tag)"
+    uuid=$(report "$n" product_uuid)
+    serial=$(report "$n" product_serial)
+    case $uuid in ec2*) [ "$uuid" = "$serial" ] && result "$n-uuid-ec2" pass "uuid=$uuid" || result "$n-uuid-ec2" fail "uuid=$uuid serial=$serial" ;;
+    *) result "$n-uuid-ec2" fail "uuid=$uuid serial=$serial" ;; esac
+    [ "$(report "$n" detect_virt)" = amazon ] && result "$n-detect-virt" pass || result "$n-detect-virt" fail "got=$(report "$n" detect_virt)"
+    [ "$(report "$n" nproc)" = "$cpus" ] && result "$n-vcpus" pass || result "$n-vcpus" fail "got=$(report "$n" nproc)"
+    kib=$(report "$n" mem_kib)
+    [ "${kib:-0}" -gt $((600 * 1024)) ] && [ "$kib" -le $((768 * 1024)) ] && result "$n-memory" pass "kib=$kib" || result "$n-memory" fail "kib=$kib"
+    case $(report "$n" datasource_list) in \[Ec2,None\]|\[Ec2\]) result "$n-ds-identify-ec2" pass ;;
+    *) result "$n-ds-identify-ec2" fail "list=$(report "$n" datasource_list) $(report "$n" ds_identify)" ;; esac
+    case $(report "$n" acpi_tables) in *DSDT*FACP*) result "$n-acpi-tables" pass ;; *) result "$n-acpi-tables" fail "$(report "$n" acpi_tables)" ;; esac
+    [ -z "$(report "$n" failed_units)" ] && result "$n-no-failed-units" pass || result "$n-no-failed-units" fail "$(report "$n" failed_units)"
+}
+
+# ---- ami1: reboot from inside, then poweroff from inside
+if wait_console ami1 'FLINT-AMI action=reboot' 600; then
+    check_identity ami1 "$iid1" t3.micro 1
+    if wait_console ami1 'FLINT-AMI action=poweroff' 900; then
+        result ami1-rebooted pass "ms=$WAITED_MS"
+        [ "$(grep -c 'login:' "$FLINT_WORK/ami1.console")" -ge 2 ] && result ami1-login-after-reboot pass || result ami1-login-after-reboot fail
+        check_identity ami1 "$iid1" t3.micro 1
+        wait_exit ami1 300
+        [ "$GUEST_RC" = 0 ] && result ami1-poweroff-exit-0 pass || result ami1-poweroff-exit-0 fail "rc=$GUEST_RC"
+    else
+        result ami1-rebooted fail
+        stop_guest ami1
+    fi
+else
+    result ami1-report fail
+    stop_guest ami1
+fi
+
+# ---- ami2: graceful shutdown through the control socket
+if wait_console ami2 'FLINT-AMI action=wait' 600; then
+    check_identity ami2 "$iid2" m5.large 2
+    reply=$(api "$sock" PUT /vm/shutdown)
+    case $reply in *accepted*) result ami2-api-shutdown-accepted pass ;; *) result ami2-api-shutdown-accepted fail "$reply" ;; esac
+    wait_exit ami2 330
+    [ "$GUEST_RC" = 0 ] && result ami2-graceful-shutdown pass || result ami2-graceful-shutdown fail "rc=$GUEST_RC"
+    expect ami2-clean-poweroff grep -qE 'reboot: Power down|Reached target .*Power-Off' "$FLINT_WORK/ami2.console"
+else
+    result ami2-report fail
+    stop_guest ami2
+fi
+
+# ---- disks that cannot boot: a clear message and a clean exit
+blank=$FLINT_WORK/blank.img
+dd if=/dev/zero of="$blank" bs=1M count=0 seek=64 2>/dev/null
+start_guest blank "$FLINT_BIN" vmm --image "$blank" --console stdio --memory 256
+wait_exit blank 120
+[ "$GUEST_RC" = 5 ] && result blank-disk-exit-5 pass || result blank-disk-exit-5 fail "rc=$GUEST_RC"
+expect blank-disk-no-bootable-device grep -q 'No bootable device' "$FLINT_WORK/blank.console"
+expect blank-disk-reason grep -q 'no operating system started' "$FLINT_WORK/blank.console"
+
+# The first MiB of the AMI: protective MBR, GPT and GRUB's boot sector,
+# but not GRUB's core image (it lives in the BIOS boot partition at 1 MiB).
+trunc=$FLINT_WORK/truncated.img
+dd if="$one" of="$trunc" bs=1M count=1 2>/dev/null
+start_guest trunc "$FLINT_BIN" vmm --image "$trunc" --console stdio --memory 256
+wait_exit trunc 120
+[ "$GUEST_RC" = 5 ] && result truncated-image-exit-5 pass || result truncated-image-exit-5 fail "rc=$GUEST_RC"
+expect truncated-image-reports grep -qE 'Read Error|No bootable device' "$FLINT_WORK/trunc.console"
+
+empty=$FLINT_WORK/empty.img
+: >"$empty"
+start_guest empty "$FLINT_BIN" vmm --image "$empty" --console stdio
+wait_exit empty 30
+[ "$GUEST_RC" = 1 ] && result empty-image-exit-1 pass || result empty-image-exit-1 fail "rc=$GUEST_RC"
+expect empty-image-reason grep -q 'is empty' "$FLINT_WORK/empty.console"
+finish
