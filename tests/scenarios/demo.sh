@@ -1,17 +1,21 @@
-# The demo scenario: KVM works, then the test guest boots under KVM, runs a
-# few commands and powers off.
+# The demo: an instance of the default AMI (debian-12, its test variant that
+# reports what it sees) under Flint: SeaBIOS, the image's own GRUB, Linux,
+# systemd, cloud-init finding the EC2 platform, a login prompt; then a
+# graceful shutdown through the per-VM control socket.
+ami=${FLINT_DISK_AMI:?run with --disk ami=PATH}
+sock=$FLINT_WORK/demo.sock
 echo "== flint kvm-check"
 "$FLINT_BIN" kvm-check && result kvm-check pass || result kvm-check fail
 
-cat >"$FLINT_WORK/guest.sh" <<'GUEST'
-echo "hello from $(uname -sr), $(grep -c ^processor /proc/cpuinfo) vCPU(s), $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB"
-check virtio-pci grep -q '^virtio_pci ' /proc/modules
-GUEST
-echo "== booting the test guest under KVM"
-start_guest guest qemu-system-x86_64 -M q35 -enable-kvm -cpu host -m 256 -smp 2 \
-    -kernel "$FLINT_KERNEL" -initrd "$FLINT_INITRAMFS" \
-    -append "console=ttyS0 panic=-1 flint.script=$(guest_script "$FLINT_WORK/guest.sh")" \
-    -nodefaults -serial stdio -display none -no-reboot
-wait_console guest 'FLINT-GUEST ready' 180 && result guest-ready pass "ms=$WAITED_MS" || result guest-ready fail
-wait_exit guest 120 && [ "$GUEST_RC" = 0 ] && result guest-poweroff pass || result guest-poweroff fail "rc=$GUEST_RC"
+echo "== flint vmm --image debian-12 (2 vCPUs, 1 GiB, t3.small)"
+start_guest demo "$FLINT_BIN" vmm --image "$ami" --vcpus 2 --memory 1024 --console stdio \
+    --instance-type t3.small --api-socket "$sock" --shutdown-timeout 300
+wait_console demo 'login:' 900 && result login-prompt pass "ms=$WAITED_MS" || result login-prompt fail
+wait_console demo 'FLINT-AMI action=' 300 && result guest-report pass || result guest-report fail
+echo "== what the guest saw"
+grep -a 'FLINT-AMI' "$FLINT_WORK/demo.console" | sed 's/^.*FLINT-AMI /   /'
+echo "== graceful shutdown through the control socket"
+curl -s --max-time 10 --unix-socket "$sock" http://vm/vm; echo
+curl -s --max-time 10 --unix-socket "$sock" -X PUT http://vm/vm/shutdown; echo
+wait_exit demo 330 && [ "$GUEST_RC" = 0 ] && result graceful-shutdown pass || result graceful-shutdown fail "rc=$GUEST_RC"
 finish

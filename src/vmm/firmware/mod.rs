@@ -68,10 +68,12 @@ pub fn install_platform_tables(
     let smbios = smbios::build_smbios(&smbios_config)?;
     let mut device = FwCfg::new(mem.clone());
     // SeaBIOS matches "/pci@i0cf8/*@1" against this: any device name.
-    let bootorder = [format!(
-        "{}/disk@0,0",
-        pci_boot_path("scsi", BOOT_DISK_SLOT, 0)
-    )];
+    // "HALT" (QEMU's -boot strict=on): boot nothing but the image, as EC2
+    // boots only the root volume (no floppy or other-disk fallbacks).
+    let bootorder = [
+        format!("{}/disk@0,0", pci_boot_path("scsi", BOOT_DISK_SLOT, 0)),
+        "HALT".to_string(),
+    ];
     device.add_seabios_items(
         u16::from(config.vcpus),
         memory_bytes,

@@ -1,0 +1,35 @@
+# AMI boot benchmark, side by side in one emulated host: the debian-12-test
+# image (first boot each: every VMM gets its own copy) under Flint and under
+# QEMU -M pc (SeaBIOS, virtio-blk-pci), 2 vCPUs, 768 MiB, one after the
+# other. Prints the time from process start to each stage; never pass/fail
+# on numbers.
+flint_disk=${FLINT_DISK_AMI_FLINT:?}
+qemu_disk=${FLINT_DISK_AMI_QEMU:?}
+printf '\370\003' >"$FLINT_WORK/sercon-port"
+
+stages() { # NAME
+    local n=$1
+    for s in "firmware SeaBIOS" "grub Welcome.to.GRUB|Booting..Debian" "kernel Linux.version" \
+        "userspace Welcome.to.*Debian" "login login:"; do
+        set -- $s
+        if wait_console "$n" "$2" 600; then
+            metric "$n-$1" "$WAITED_MS" ms
+        else
+            result "$n-$1" fail
+        fi
+    done
+    wait_console "$n" 'FLINT-AMI action=' 120 || true
+    stop_guest "$n"
+    result "$n-measured" pass
+}
+
+start_guest flint "$FLINT_BIN" vmm --image "$flint_disk" --vcpus 2 --memory 768 --console stdio \
+    --instance-type m5.large
+stages flint
+start_guest qemu qemu-system-x86_64 -M pc -enable-kvm -cpu host -m 768 -smp 2 \
+    -drive "file=$qemu_disk,format=raw,if=none,id=root,cache=none,aio=io_uring" \
+    -device virtio-blk-pci,drive=root,bootindex=0 \
+    -fw_cfg "name=etc/sercon-port,file=$FLINT_WORK/sercon-port" \
+    -nodefaults -serial stdio -display none -no-reboot
+stages qemu
+finish
