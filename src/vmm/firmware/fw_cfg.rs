@@ -63,6 +63,8 @@ const OFFSET_DMA_LOW: u64 = OFFSET_DMA_HIGH + 4;
 pub const FW_CFG_SIGNATURE: u16 = 0x0000;
 pub const FW_CFG_ID: u16 = 0x0001;
 pub const FW_CFG_RAM_SIZE: u16 = 0x0003;
+/// QEMU's "-nographic": no display, the console is serial.
+pub const FW_CFG_NOGRAPHIC: u16 = 0x0004;
 pub const FW_CFG_NB_CPUS: u16 = 0x0005;
 pub const FW_CFG_BOOT_MENU: u16 = 0x000e;
 pub const FW_CFG_MAX_CPUS: u16 = 0x000f;
@@ -390,6 +392,12 @@ impl FwCfg {
         self.add_key(FW_CFG_BOOT_MENU, 0u16.to_le_bytes().to_vec())
     }
 
+    /// FW_CFG_NOGRAPHIC = 1: the VM has no display (QEMU's -nographic);
+    /// with etc/sercon-port, SeaBIOS writes its screen output to COM1.
+    pub fn set_nographic(&mut self) -> Result<(), FwCfgError> {
+        self.add_key(FW_CFG_NOGRAPHIC, 1u16.to_le_bytes().to_vec())
+    }
+
     /// FW_CFG_IRQ0_OVERRIDE = 1: the in-kernel IOAPIC routes IRQ0 to GSI 2
     /// (SeaBIOS reads one byte, "etc/irq0-override").
     pub fn set_irq0_override(&mut self) -> Result<(), FwCfgError> {
@@ -457,6 +465,7 @@ impl FwCfg {
             self.add_bootorder(bootorder)?;
         }
         self.add_boot_fail_wait(SEABIOS_BOOT_FAIL_WAIT_MS)?;
+        self.set_nographic()?;
         self.add_sercon_port(PORT_COM1)?;
         self.add_smbios(smbios)?;
         self.add_acpi(acpi)?;
@@ -1049,6 +1058,7 @@ mod tests {
         assert_eq!(dev.item(FW_CFG_NB_CPUS).unwrap(), [2, 0]);
         assert_eq!(dev.item(FW_CFG_MAX_CPUS).unwrap(), [2, 0]);
         assert_eq!(dev.item(FW_CFG_BOOT_MENU).unwrap(), [0, 0]);
+        assert_eq!(dev.item(FW_CFG_NOGRAPHIC).unwrap(), [1, 0]);
         assert_eq!(dev.item(FW_CFG_RAM_SIZE).unwrap(), mem_bytes.to_le_bytes());
         assert_eq!(file(&dev, FILE_SMBIOS_ANCHOR).len(), 31);
         assert_eq!(file(&dev, FILE_SMBIOS_TABLES), smbios.tables);

@@ -1,0 +1,1 @@
+//! The in-VMM DHCP server for the instance's private address.
