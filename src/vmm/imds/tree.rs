@@ -95,8 +95,14 @@ pub fn split_path(target: &str) -> Result<Vec<String>, PathError> {
     let mut path = target;
     // Absolute form ("GET http://169.254.169.254/latest/ HTTP/1.1"), as a
     // client configured with a proxy sends it.
-    if path.len() >= 7 && path[..7].eq_ignore_ascii_case("http://") {
-        path = path[7..].find('/').map_or("/", |i| &path[7 + i..]);
+    // `get` rather than slicing: byte 7 of a hostile target need not be a
+    // character boundary.
+    if let Some(rest) = path
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .and_then(|_| path.get(7..))
+    {
+        path = rest.find('/').map_or("/", |i| &rest[i..]);
     }
     let path = path.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with('/') {

@@ -336,6 +336,15 @@ fn imds_paths_are_sanitised() {
     ] {
         assert_eq!(status(not_found), 404, "{not_found}");
     }
+    // Non-ASCII anywhere, including where a scheme would end.
+    for odd in [
+        "/ééé",
+        "/latest/meta-data/é",
+        "httpé://x/latest",
+        "http:/é/latest",
+    ] {
+        assert!(matches!(status(odd), 400 | 404), "{odd}");
+    }
     for bad in [
         "*",
         "latest/meta-data",
