@@ -5,6 +5,7 @@
 //! boots and hot-plug can fill free slots later.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use thiserror::Error;
@@ -13,15 +14,22 @@ use vm_memory::GuestAddress;
 use crate::vmm::acpi::{PmDevice, ResetDevice};
 use crate::vmm::bus::{Bus, BusError};
 use crate::vmm::config::VmConfig;
+use crate::vmm::config::{MAX_NICS, NIC_SLOT_FIRST};
 use crate::vmm::devices::legacy::cmos::{CMOS_PORT_LEN, Cmos};
 use crate::vmm::devices::legacy::i8042::{self, I8042, I8042Port, I8042PortKind};
 use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
+use crate::vmm::devices::virtio::VirtioDevice;
 use crate::vmm::devices::virtio::block::{Block, BlockConfig};
+use crate::vmm::devices::virtio::net::Net;
+use crate::vmm::devices::virtio::net::tap::Tap;
+use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
 use crate::vmm::firmware;
+use crate::vmm::imds::Imds;
 use crate::vmm::layout;
 use crate::vmm::memory::{self, GuestMemoryMmap};
+use crate::vmm::netsvc::GuestLink;
 use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::power::PowerControl;
 use crate::vmm::vm::{KvmIrqLine, Vm};
@@ -54,6 +62,53 @@ impl<T: MutEventSubscriber + ?Sized> MutEventSubscriber for SharedSubscriber<T> 
     }
 }
 
+/// PCI slot of disk `index` (0 = the boot disk): from slot 1 up, around
+/// the NICs' fixed slots.
+pub fn disk_slot(index: usize) -> u8 {
+    let index = index as u8;
+    let first = NIC_SLOT_FIRST - 1;
+    if index < first {
+        1 + index
+    } else {
+        1 + index + MAX_NICS as u8
+    }
+}
+
+/// The services on NIC `index`'s link: DHCP when it has an address, the
+/// metadata service when given one.
+fn guest_link(
+    config: &VmConfig,
+    index: usize,
+    imds: Option<Arc<Mutex<Imds>>>,
+) -> Result<GuestLink, String> {
+    let nic = &config.nics[index];
+    let mac = nic.mac_bytes().map_err(|e| e.to_string())?;
+    let dhcp = match nic.address().map_err(|e| e.to_string())? {
+        Some((ip, prefix)) => {
+            let region = config
+                .metadata
+                .as_ref()
+                .map_or("us-east-1", |m| m.region.as_str());
+            let mut dhcp =
+                DhcpConfig::ec2_style(mac, ip, prefix, region).map_err(|e| e.to_string())?;
+            if let Some(gw) = nic.gateway_addr() {
+                dhcp.router = gw;
+            }
+            Some(DhcpServer::new(dhcp).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    Ok(GuestLink::new(mac, dhcp, imds, Instant::now()))
+}
+
+/// What outlives one boot of the VM: the TAPs (opened before the seccomp
+/// filter, kept across guest reboots) and the metadata service's state.
+#[derive(Default, Clone, Copy)]
+pub struct HostResources<'a> {
+    pub taps: &'a [Arc<Tap>],
+    pub imds: Option<&'a Arc<Mutex<Imds>>>,
+}
+
 /// BAR window of PCI slot `slot`.
 pub fn slot_bar(slot: u8) -> u64 {
     layout::PCI_MMIO32_START + u64::from(slot) * 0x1_0000
@@ -77,6 +132,7 @@ impl Devices {
         mem: &GuestMemoryMmap,
         config: &VmConfig,
         power: &PowerControl,
+        host: HostResources,
     ) -> Result<Self, DeviceError> {
         let pio = Arc::new(Bus::new());
         let mmio = Arc::new(Bus::new());
@@ -146,26 +202,49 @@ impl Devices {
         let pci = Arc::new(Mutex::new(root));
         pio.insert(pci.clone(), port(layout::PORT_PCI_CONFIG_ADDRESS), 8)?;
 
-        // Disks, in order (the AMI image first), from PCI slot 1.
-        for (i, disk) in config.all_disks().iter().enumerate() {
-            let slot = i as u8 + 1;
-            let block = Block::new(BlockConfig {
-                path: disk.path.clone(),
-                read_only: disk.read_only,
-                serial: disk.serial.clone(),
-            })
-            .map_err(|e| DeviceError::Setup(format!("disk {}: {e}", disk.path.display())))?;
-            let block = Arc::new(Mutex::new(block));
-            subscribers.push(Box::new(block.clone()));
+        let add_virtio = |slot: u8, device: Arc<Mutex<dyn VirtioDevice>>, what: &str| {
             let bar = slot_bar(slot);
-            let transport = VirtioPciDevice::new(block, vm.clone(), mem.clone(), bar)
-                .map_err(|e| DeviceError::Setup(format!("disk {}: {e}", disk.path.display())))?;
+            let transport = VirtioPciDevice::new(device, vm.clone(), mem.clone(), bar)
+                .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
             let transport = Arc::new(Mutex::new(transport));
             mmio.insert(transport.clone(), bar, u64::from(virtio_pci::BAR_SIZE))?;
             pci.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .add_device(slot, transport.clone(), Some(transport))
+                .map_err(|e| DeviceError::Setup(e.to_string()))
+        };
+
+        // Disks, in order (the AMI image first), from PCI slot 1.
+        for (i, disk) in config.all_disks().iter().enumerate() {
+            let what = format!("disk {}", disk.path.display());
+            let block = Block::new(BlockConfig {
+                path: disk.path.clone(),
+                read_only: disk.read_only,
+                serial: disk.serial.clone(),
+            })
+            .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
+            let block = Arc::new(Mutex::new(block));
+            subscribers.push(Box::new(block.clone()));
+            add_virtio(disk_slot(i), block, &what)?;
+        }
+
+        // NICs on their fixed slots; the first carries the metadata service.
+        for (i, nic) in config.nics.iter().enumerate() {
+            let what = format!("NIC {}", nic.tap);
+            let tap = host
+                .taps
+                .get(i)
+                .ok_or_else(|| DeviceError::Setup(format!("{what}: its TAP is not open")))?;
+            let link = guest_link(config, i, host.imds.filter(|_| i == 0).cloned())
+                .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
+            let mac = nic
+                .mac_bytes()
                 .map_err(|e| DeviceError::Setup(e.to_string()))?;
+            let net = Net::new(mac, tap.clone(), Box::new(link))
+                .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
+            let net = Arc::new(Mutex::new(net));
+            subscribers.push(Box::new(net.clone()));
+            add_virtio(NIC_SLOT_FIRST + i as u8, net, &what)?;
         }
 
         let rsdp = firmware::install_platform_tables(&pio, mem, config)?;

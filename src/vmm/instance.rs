@@ -16,7 +16,7 @@ use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
 use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
-use crate::vmm::device_manager::{DeviceError, Devices, Subscriber};
+use crate::vmm::device_manager::{DeviceError, Devices, HostResources, Subscriber};
 use crate::vmm::firmware::rom::{self, RomError};
 use crate::vmm::memory::{self, MemoryError};
 use crate::vmm::power::{PowerAction, PowerControl};
@@ -99,6 +99,7 @@ impl MutEventSubscriber for Wakeup {
 pub struct Controls<'a> {
     pub term: &'a TermSignals,
     pub api: Option<&'a ApiShared>,
+    pub host: HostResources<'a>,
 }
 
 pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, InstanceError> {
@@ -109,7 +110,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     let power = PowerControl::new().map_err(setup("create an eventfd"))?;
     let fault = Fault::new().map_err(setup("create an eventfd"))?;
     let vm = Arc::new(vm);
-    let mut devices = Devices::build(&vm, &mem, config, &power)?;
+    let mut devices = Devices::build(&vm, &mem, config, &power, controls.host)?;
     let rsdp = devices.rsdp;
     let (pio, mmio) = (devices.pio.clone(), devices.mmio.clone());
     let mut subscribers: Vec<Subscriber> = std::mem::take(&mut devices.subscribers);

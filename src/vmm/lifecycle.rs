@@ -3,9 +3,13 @@
 //! it ended into the process exit code.
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use crate::vmm::api::{self, ApiShared, VmStatus};
 use crate::vmm::config::{RebootAction, VmConfig};
+use crate::vmm::device_manager::HostResources;
+use crate::vmm::devices::virtio::net::tap::Tap;
+use crate::vmm::imds::Imds;
 use crate::vmm::instance::{self, Controls, Outcome};
 use crate::vmm::runtime::TermSignals;
 use crate::vmm::seccomp::{self, ThreadKind};
@@ -66,6 +70,24 @@ pub fn run(config: VmConfig) -> ExitCode {
         }
         None => None,
     };
+    // TAPs and the metadata service live as long as the process (across
+    // guest reboots); TAPs are opened before the seccomp filter forbids
+    // sockets (setting a TAP's link up needs one).
+    let taps = match open_taps(&config) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let imds = match config.metadata.clone().map(Imds::new).transpose() {
+        Ok(i) => i.map(|i| Arc::new(Mutex::new(i))),
+        Err(e) => return fail(EXIT_CONFIG, &format!("metadata: {e}")),
+    };
+    if let (Some(api), Some(imds)) = (&api, &imds) {
+        api.set_imds(imds.clone());
+    }
+    let host = HostResources {
+        taps: &taps,
+        imds: imds.as_ref(),
+    };
     // After the API thread exists (it has its own filter) and before the
     // first boot, so a missing boot-path rule fails at once, not on reboot.
     if config.seccomp
@@ -73,15 +95,28 @@ pub fn run(config: VmConfig) -> ExitCode {
     {
         return fail(EXIT_CONFIG, &e.to_string());
     }
-    let code = run_boots(&config, &term, api.as_deref());
+    let code = run_boots(&config, &term, api.as_deref(), host);
     if let Some(path) = &config.api_socket {
         let _ = std::fs::remove_file(path);
     }
     code
 }
 
-fn run_boots(config: &VmConfig, term: &TermSignals, api: Option<&ApiShared>) -> ExitCode {
-    let controls = Controls { term, api };
+fn open_taps(config: &VmConfig) -> Result<Vec<Arc<Tap>>, String> {
+    config
+        .nics
+        .iter()
+        .map(|nic| Tap::open(&nic.tap).map(Arc::new).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn run_boots(
+    config: &VmConfig,
+    term: &TermSignals,
+    api: Option<&ApiShared>,
+    host: HostResources,
+) -> ExitCode {
+    let controls = Controls { term, api, host };
     let mut boots = 0u32;
     let mut resets_before_os = 0u32;
     loop {

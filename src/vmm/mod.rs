@@ -20,6 +20,7 @@ pub mod kvm_check;
 pub mod layout;
 pub mod lifecycle;
 pub mod memory;
+pub mod netsvc;
 pub mod pci;
 pub mod power;
 pub mod runtime;

@@ -36,7 +36,7 @@ fn run_tiny_guest(code: &[u8]) -> (Option<PowerAction>, Option<String>, Vec<u8>)
     let vm = Arc::new(Vm::new(&mem).unwrap());
     let power = PowerControl::new().unwrap();
     let fault = Fault::new().unwrap();
-    let devices = Devices::build(&vm, &mem, &config, &power).unwrap();
+    let devices = Devices::build(&vm, &mem, &config, &power, Default::default()).unwrap();
 
     let fd = vm.fd.create_vcpu(0).unwrap();
     let mut sregs = fd.get_sregs().unwrap();

@@ -5,6 +5,9 @@
 //! PUT /vm/shutdown    202  graceful: ACPI power button, hard stop after the timeout
 //! PUT /vm/stop        202  hard stop now
 //! PUT /vm/reboot      202  hard reset (as the reset button)
+//! GET /vm/metadata    200  what the metadata service serves (JSON, as --metadata)
+//! PUT /vm/metadata    200  merge an update: {"tags": {...}, "block_device_mapping":
+//!                          {...}, "metadata_options": {...}, "user_data_base64": "..."}
 //! ```
 //! Errors: 400 (malformed), 404 (unknown path), 405 (method, with Allow).
 
@@ -21,6 +24,7 @@ use serde::Serialize;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use crate::vmm::imds::{Imds, MetadataUpdate};
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
 
@@ -50,14 +54,22 @@ pub struct VmStatus {
 /// What the API thread and the VMM's main loop share.
 pub struct ApiShared {
     pub status: Mutex<VmStatus>,
+    /// The metadata service's state, when the VM has one.
+    imds: Mutex<Option<Arc<Mutex<Imds>>>>,
     requests: Mutex<VecDeque<VmRequest>>,
     event: EventFd,
 }
 
 impl ApiShared {
+    /// Lets the control socket read and update the metadata service.
+    pub fn set_imds(&self, imds: Arc<Mutex<Imds>>) {
+        *self.imds.lock().unwrap_or_else(|e| e.into_inner()) = Some(imds);
+    }
+
     pub fn new(status: VmStatus) -> std::io::Result<Arc<Self>> {
         Ok(Arc::new(ApiShared {
             status: Mutex::new(status),
+            imds: Mutex::new(None),
             requests: Mutex::new(VecDeque::new()),
             event: EventFd::new(EFD_NONBLOCK)?,
         }))
@@ -163,6 +175,7 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
 fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
     let path = request.path.split('?').next().unwrap_or("");
     let action = match path {
+        "/vm/metadata" => return metadata(request, shared),
         "/vm" => {
             return if request.method == "GET" {
                 let status = shared
@@ -197,6 +210,51 @@ fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static s
         None,
         serde_json::json!({ "accepted": name }).to_string(),
     )
+}
+
+/// GET: the metadata service's configuration; PUT: merge an update.
+fn metadata(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+    let error = |status: u16, msg: String| {
+        (
+            status,
+            None,
+            serde_json::json!({ "error": msg }).to_string(),
+        )
+    };
+    let imds = shared
+        .imds
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(imds) = imds else {
+        return error(404, "this VM has no metadata service (--metadata)".into());
+    };
+    match request.method.as_str() {
+        "GET" => {
+            let imds = imds.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                200,
+                None,
+                serde_json::to_string(imds.config()).unwrap_or_default(),
+            )
+        }
+        "PUT" => {
+            let update: MetadataUpdate = match serde_json::from_slice(&request.body) {
+                Ok(u) => u,
+                Err(e) => return error(400, format!("bad metadata update: {e}")),
+            };
+            let mut imds = imds.lock().unwrap_or_else(|e| e.into_inner());
+            match imds.apply(&update) {
+                Ok(()) => (
+                    200,
+                    None,
+                    serde_json::to_string(imds.config()).unwrap_or_default(),
+                ),
+                Err(e) => error(400, format!("bad metadata update: {e}")),
+            }
+        }
+        _ => method_not_allowed("GET, PUT"),
+    }
 }
 
 fn method_not_allowed(allow: &'static str) -> (u16, Option<&'static str>, String) {

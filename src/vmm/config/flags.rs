@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::vmm::imds::MetadataConfig;
+
 use super::{
-    BootMode, ConfigError, ConsoleConfig, DiskConfig, ImageConfig, KernelConfig, RebootAction,
-    VmConfig,
+    BootMode, ConfigError, ConsoleConfig, DiskConfig, ImageConfig, KernelConfig, NetConfig,
+    RebootAction, VmConfig,
 };
 
 #[derive(Debug, Default, Args)]
@@ -37,6 +39,18 @@ pub struct VmmArgs {
     /// Instance type shown to the guest (SMBIOS product name), e.g. t3.micro.
     #[arg(long, value_name = "TYPE")]
     pub instance_type: Option<String>,
+    /// A NIC on a host TAP: tap=NAME,mac=MAC[,ip=A.B.C.D/NN,gw=A.B.C.D].
+    /// With ip=, the VMM's DHCP server hands the guest that address.
+    /// Repeatable.
+    #[arg(
+        long = "net",
+        value_name = "tap=NAME,mac=MAC[,ip=A.B.C.D/NN,gw=A.B.C.D]"
+    )]
+    pub nets: Vec<String>,
+    /// Instance metadata (JSON) served on 169.254.169.254 through the
+    /// first NIC; sets the instance id and type unless given.
+    #[arg(long, value_name = "FILE.json")]
+    pub metadata: Option<PathBuf>,
     /// A disk, in order: PATH[,ro][,serial=ID]. Repeatable.
     #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID]")]
     pub disks: Vec<String>,
@@ -101,6 +115,20 @@ impl VmmArgs {
             if let Some(firmware) = &self.firmware {
                 image.firmware = firmware.clone();
             }
+        }
+        if !self.nets.is_empty() {
+            config.nics = self
+                .nets
+                .iter()
+                .map(|s| NetConfig::parse(s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(path) = &self.metadata {
+            let metadata = MetadataConfig::load(path)
+                .map_err(|e| ConfigError::Metadata(format!("{}: {e}", path.display())))?;
+            config.identity.instance_id = metadata.instance_id.clone();
+            config.identity.instance_type = metadata.instance_type.clone();
+            config.metadata = Some(metadata);
         }
         if let Some(id) = &self.instance_id {
             config.identity.instance_id = id.clone();

@@ -4,9 +4,13 @@
 
 mod flags;
 pub mod image;
+pub mod net;
 
 pub use flags::VmmArgs;
 pub use image::{BootMode, Identity, ImageConfig};
+pub use net::{MAX_NICS, NIC_SLOT_FIRST, NetConfig};
+
+use crate::vmm::imds::MetadataConfig;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,6 +45,12 @@ pub struct VmConfig {
     pub identity: Identity,
     #[serde(default)]
     pub disks: Vec<DiskConfig>,
+    /// NICs, in order, on PCI slots from NIC_SLOT_FIRST.
+    #[serde(default)]
+    pub nics: Vec<NetConfig>,
+    /// What the instance metadata service on 169.254.169.254 serves (on
+    /// the first NIC). None: no metadata service.
+    pub metadata: Option<MetadataConfig>,
     #[serde(default)]
     pub console: ConsoleConfig,
     /// The per-VM control socket (JSON over HTTP).
@@ -132,6 +142,10 @@ pub enum ConfigError {
     TwoBootSources,
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Net(#[from] net::NetConfigError),
+    #[error("metadata: {0}")]
+    Metadata(String),
     #[error("{what} {path}: {reason}")]
     File {
         what: &'static str,
@@ -181,6 +195,28 @@ impl VmConfig {
             (None, Some(image)) => image.validate()?,
         }
         self.identity.validate()?;
+        net::validate_nics(&self.nics)?;
+        if let Some(metadata) = &self.metadata {
+            metadata
+                .validate()
+                .map_err(|e| ConfigError::Metadata(e.to_string()))?;
+            if metadata.instance_id != self.identity.instance_id
+                || metadata.instance_type != self.identity.instance_type
+            {
+                return Err(ConfigError::Metadata(format!(
+                    "instance {} ({}) in the metadata differs from the VM's identity {} ({})",
+                    metadata.instance_id,
+                    metadata.instance_type,
+                    self.identity.instance_id,
+                    self.identity.instance_type
+                )));
+            }
+            if self.nics.is_empty() {
+                return Err(ConfigError::Metadata(
+                    "the metadata service needs a NIC (--net)".into(),
+                ));
+            }
+        }
         let disks = self.all_disks();
         if disks.len() > MAX_DISKS {
             return Err(ConfigError::TooManyDisks(disks.len()));

@@ -13,6 +13,7 @@
 //! queue eventfds back so the transport can re-arm them.
 
 pub mod block;
+pub mod net;
 
 use std::io;
 use std::sync::Arc;
