@@ -29,7 +29,7 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use vmm_sys_util::timerfd::TimerFd;
 
 use super::frames::{self, TxOffload};
-use super::tap::{TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, Tap, VNET_HDR_LEN};
+use super::tap::{FrameIo, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN};
 use super::{LinkServices, MAX_FRAME_LEN, MAX_LOCAL_FRAMES, QUEUE_SIZE, RX_QUEUE, TX_QUEUE};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_NET,
@@ -87,7 +87,7 @@ struct Active {
 
 pub struct Net {
     mac: [u8; 6],
-    tap: Arc<Tap>,
+    tap: Arc<dyn FrameIo>,
     services: Box<dyn LinkServices>,
     features: u64,
     acked_features: u64,
@@ -116,7 +116,7 @@ pub struct Net {
 impl Net {
     pub fn new(
         mac: [u8; 6],
-        tap: Arc<Tap>,
+        tap: Arc<dyn FrameIo>,
         services: Box<dyn LinkServices>,
     ) -> Result<Self, NetError> {
         let features = FEATURE_VERSION_1
@@ -186,7 +186,7 @@ impl Net {
 
     // ---- TX ----
 
-    fn process_tx(&mut self) {
+    pub(super) fn process_tx(&mut self) {
         let now = Instant::now();
         let Some(aq) = self.active.as_mut() else {
             return;
@@ -201,7 +201,7 @@ impl Net {
                         Ok(len) => {
                             send_frame(
                                 &mut self.tx_buf[..len],
-                                &self.tap,
+                                self.tap.as_ref(),
                                 self.services.as_mut(),
                                 &self.metrics,
                                 now,
@@ -275,7 +275,7 @@ impl Net {
         false
     }
 
-    fn process_rx(&mut self) {
+    pub(super) fn process_rx(&mut self) {
         if self.active.is_none() || self.broken {
             // Link down: the host's frames are dropped, not queued.
             self.drain_tap_inactive();
@@ -416,7 +416,7 @@ impl Net {
 /// when one takes it, else to the TAP.
 fn send_frame(
     buf: &mut [u8],
-    tap: &Tap,
+    tap: &dyn FrameIo,
     services: &mut dyn LinkServices,
     metrics: &NetMetrics,
     now: Instant,

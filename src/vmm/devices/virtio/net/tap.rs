@@ -44,6 +44,16 @@ pub enum TapError {
     },
 }
 
+/// Where a NIC's frames go: the TAP, or a stand-in in tests. Frames carry
+/// the 12-byte vnet header first.
+pub trait FrameIo: AsRawFd + Send + Sync {
+    /// One frame, or WouldBlock (the fd is non-blocking).
+    fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write_frame(&self, frame: &[u8]) -> io::Result<usize>;
+    /// The offloads (TUN_F_*) the guest accepts.
+    fn set_offload(&self, flags: u32) -> Result<(), TapError>;
+}
+
 /// One queue of a TAP device, non-blocking.
 pub struct Tap {
     file: File,
@@ -100,7 +110,7 @@ impl Tap {
         if unsafe { libc::ioctl(tap.file.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
             return Err(tap.setup_err("set the vnet header size"));
         }
-        tap.set_offload(0)?;
+        tap.set_offload_flags(0)?;
         tap.set_up()?;
         Ok(tap)
     }
@@ -138,7 +148,7 @@ impl Tap {
 
     /// Tells the kernel which offloads the guest accepts (TUN_F_* bits):
     /// frames it hands us may then be partially checksummed or GSO.
-    pub fn set_offload(&self, flags: u32) -> Result<(), TapError> {
+    fn set_offload_flags(&self, flags: u32) -> Result<(), TapError> {
         // SAFETY: TUNSETOFFLOAD takes the flags by value.
         if unsafe { libc::ioctl(self.file.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) } < 0
         {
@@ -150,15 +160,19 @@ impl Tap {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
 
-    /// One frame (vnet header first), or WouldBlock.
-    pub fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize> {
+impl FrameIo for Tap {
+    fn read_frame(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
     }
 
-    /// One whole frame (vnet header first).
-    pub fn write_frame(&self, frame: &[u8]) -> io::Result<usize> {
+    fn write_frame(&self, frame: &[u8]) -> io::Result<usize> {
         (&self.file).write(frame)
+    }
+
+    fn set_offload(&self, flags: u32) -> Result<(), TapError> {
+        self.set_offload_flags(flags)
     }
 }
 
