@@ -40,6 +40,9 @@ wait_exit full 240
 [ "$(grep -c 'FLINT-GUEST ready' "$FLINT_WORK/full.console")" = 2 ] && result full-rebooted pass || result full-rebooted fail
 guest_checks_pass full
 expect host-sees-guest-write grep -q BOOT1-DATA "$FLINT_WORK/data.img"
+host_nonzero() { dd if="$FLINT_WORK/data.img" bs=1M skip="$1" count=1 2>/dev/null | tr -d '\0' | wc -c; }
+[ "$(host_nonzero 8)" = 0 ] && result host-sees-discard pass ||
+    result host-sees-discard fail "left=$(host_nonzero 8)"
 [ "$(md5sum <"$FLINT_WORK/ro.img")" = "$ro_sum" ] && result ro-disk-unchanged pass || result ro-disk-unchanged fail
 
 # ---- 2: PVH + control socket + graceful shutdown
@@ -75,6 +78,7 @@ else
     result sigterm-ready fail
     stop_guest term
 fi
+guest_checks_pass term
 
 # ---- 4: SIGKILL after sync
 start_guest kill "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
@@ -88,6 +92,7 @@ else
     result sync-ready fail
     stop_guest kill
 fi
+guest_checks_pass kill
 
 # ---- 5: hard stop through the socket
 sock=$FLINT_WORK/vm5.sock
