@@ -1,5 +1,8 @@
 //! CPUID for each vCPU: what KVM supports, with the topology of this VM and
-//! the hypervisor bit.
+//! the hypervisor bit, and without hardware virtualization (VMX/SVM): EC2
+//! instances do not offer nested virtualization, and a guest that loads
+//! kvm_amd/kvm_intel on a nested hypervisor widens what the host's KVM must
+//! get right for nothing the instance needs.
 
 use kvm_bindings::CpuId;
 
@@ -9,7 +12,11 @@ const LEAF_EXT_TOPOLOGY: u32 = 0xb;
 const LEAF_EXT_TOPOLOGY_V2: u32 = 0x1f;
 const LEAF_AMD_SIZE_IDS: u32 = 0x8000_0008;
 const LEAF_AMD_EXT_APIC_ID: u32 = 0x8000_001e;
+const LEAF_AMD_EXT_FEATURES: u32 = 0x8000_0001;
+const LEAF_AMD_SVM: u32 = 0x8000_000a;
 const ECX_HYPERVISOR: u32 = 1 << 31;
+const ECX_VMX: u32 = 1 << 5;
+const ECX_AMD_SVM: u32 = 1 << 2;
 const EDX_HTT: u32 = 1 << 28;
 /// Leaf 0xb/0x1f level types.
 const LEVEL_SMT: u32 = 1;
@@ -27,6 +34,7 @@ pub fn filter_cpuid(cpuid: &mut CpuId, vcpu_index: u8, vcpus: u8) {
                 // EBX: [31:24] initial APIC id, [23:16] logical processors.
                 entry.ebx = (entry.ebx & 0xffff) | (apic_id << 24) | ((count & 0xff) << 16);
                 entry.ecx |= ECX_HYPERVISOR;
+                entry.ecx &= !ECX_VMX;
                 if count > 1 {
                     entry.edx |= EDX_HTT;
                 } else {
@@ -63,6 +71,13 @@ pub fn filter_cpuid(cpuid: &mut CpuId, vcpu_index: u8, vcpus: u8) {
             LEAF_AMD_SIZE_IDS => {
                 // ECX[15:12]: APIC id size; [7:0]: cores - 1.
                 entry.ecx = (core_bits << 12) | (count - 1);
+            }
+            LEAF_AMD_EXT_FEATURES => entry.ecx &= !ECX_AMD_SVM,
+            LEAF_AMD_SVM => {
+                entry.eax = 0;
+                entry.ebx = 0;
+                entry.ecx = 0;
+                entry.edx = 0;
             }
             LEAF_AMD_EXT_APIC_ID => {
                 entry.eax = apic_id;
@@ -105,5 +120,23 @@ mod tests {
         assert_eq!(e[1].edx, 2);
         assert_eq!((e[2].eax, e[2].ebx), (2, 4));
         assert_eq!(e[3].ecx & 0xff, 3);
+    }
+
+    #[test]
+    fn no_hardware_virtualization_for_the_guest() {
+        let mut features = leaf(LEAF_FEATURES, 0);
+        features.ecx = ECX_VMX | 1;
+        let mut ext = leaf(LEAF_AMD_EXT_FEATURES, 0);
+        ext.ecx = ECX_AMD_SVM | 1;
+        let mut svm = leaf(LEAF_AMD_SVM, 0);
+        svm.eax = 1;
+        svm.edx = 0xff;
+        let mut cpuid = CpuId::from_entries(&[features, ext, svm]).unwrap();
+        filter_cpuid(&mut cpuid, 0, 1);
+        let e = cpuid.as_slice();
+        assert_eq!(e[0].ecx & ECX_VMX, 0);
+        assert_eq!(e[0].ecx & 1, 1, "other bits stay");
+        assert_eq!(e[1].ecx, 1);
+        assert_eq!((e[2].eax, e[2].edx), (0, 0));
     }
 }
