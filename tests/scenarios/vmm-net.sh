@@ -14,7 +14,10 @@ key=$FLINT_WORK/id_ed25519
 ssh-keygen -q -t ed25519 -N '' -C flint-net-test -f "$key" || result ssh-keygen fail
 
 # The host side of the instance's subnet: the TAP is the gateway (.1).
-ip tuntap add dev flint0 mode tap && ip addr add 172.31.0.1/20 dev flint0 && ip link set flint0 up &&
+# (iproute2's ip: busybox sh would run its own applet for a bare `ip`.)
+IP=ip
+[ -x /tools/usr/bin/ip ] && IP=/tools/usr/bin/ip
+$IP tuntap add dev flint0 mode tap && $IP addr add 172.31.0.1/20 dev flint0 && $IP link set flint0 up &&
     result tap-created pass || result tap-created fail
 
 cat >"$FLINT_WORK/user-data" <<'UD'
@@ -99,7 +102,6 @@ if wait_console net 'FLINT-NET ready=yes' 900; then
     check_value missing_status 404
     check_value user_data_status 200
     check_value tag_name flint-net-before
-    expect net-ds-ec2 grep -aq 'Datasource DataSourceEc2' "$FLINT_WORK/net.console"
 
     # Runtime metadata changes through the control socket.
     reply=$(curl -s --max-time 10 --unix-socket "$sock" -X PUT http://vm/vm/metadata \
@@ -124,6 +126,9 @@ if wait_console net 'FLINT-NET ready=yes' 900; then
     reply=$(curl -s --max-time 10 --unix-socket "$sock" -X PUT http://vm/vm/shutdown)
     wait_exit net 330
     [ "$GUEST_RC" = 0 ] && result net-graceful-shutdown pass || result net-graceful-shutdown fail "rc=$GUEST_RC"
+    # cloud-init's closing line (after the user-data script ended) names
+    # the datasource: Ec2Local, i.e. found in the local stage over DHCP.
+    expect net-ds-ec2 grep -aq 'Datasource DataSourceEc2' "$FLINT_WORK/net.console"
 else
     result net-user-data-ran fail
     stop_guest net
