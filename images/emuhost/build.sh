@@ -27,7 +27,8 @@ cp "$kernel/vmlinuz" "$out/vmlinuz"
 
 # The tools disk: binaries plus every shared library they load.
 tools=$work/tools
-binaries=(/usr/bin/qemu-system-x86_64 /usr/bin/qemu-img /usr/sbin/ip /usr/bin/taskset /usr/bin/curl)
+binaries=(/usr/bin/qemu-system-x86_64 /usr/bin/qemu-img /usr/sbin/ip /usr/bin/taskset /usr/bin/curl /usr/bin/fio
+    /usr/bin/ssh /usr/bin/ssh-keygen)
 mkdir -p "$tools/usr/bin" "$tools/lib/x86_64-linux-gnu" "$tools/lib64" "$tools/usr/share"
 for bin in "${binaries[@]}"; do
     [[ -x $bin ]] || die "missing $bin (run scripts/install-deps)"
