@@ -5,25 +5,9 @@ mod support;
 
 use support::Scenario;
 
-/// The test variant of the debian-12 AMI (images/debian-12-test), built or
-/// reused now.
-fn debian12_test_image() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(repo.join("images/build"))
-        .arg("debian-12-test")
-        .output()
-        .expect("run images/build");
-    assert!(
-        out.status.success(),
-        "images/build debian-12-test failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("disk.raw")
-}
-
 #[test]
 fn ami_boots_through_seabios_and_grub_with_the_ec2_identity() {
-    let image = debian12_test_image();
+    let image = support::image_dir("debian-12-test").join("disk.raw");
     let outcome = Scenario::new("vmm-ami")
         .disk("ami1", &image)
         .disk("ami2", &image)

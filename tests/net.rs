@@ -6,24 +6,10 @@ mod support;
 
 use support::Scenario;
 
-fn debian12_image() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(repo.join("images/build"))
-        .arg("debian-12")
-        .output()
-        .expect("run images/build");
-    assert!(
-        out.status.success(),
-        "images/build debian-12 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("disk.raw")
-}
-
 #[test]
 fn cloud_init_configures_the_ami_from_dhcp_and_imdsv2() {
     let outcome = Scenario::new("vmm-net")
-        .disk("ami", &debian12_image())
+        .disk("ami", &support::image_dir("debian-12").join("disk.raw"))
         .timeout(1500)
         .run();
     outcome.assert_pass();

@@ -29,25 +29,13 @@ fn qemu_kvm_boots_the_test_guest_to_its_ready_line() {
     }
 }
 
-/// The debian-12 AMI recipe's output, built (or reused) now.
-fn debian12_image() -> std::path::PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(repo.join("images/build"))
-        .arg("debian-12")
-        .output()
-        .expect("run images/build");
-    assert!(
-        out.status.success(),
-        "images/build debian-12 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("disk.raw")
-}
-
 #[test]
 fn qemu_kvm_boots_the_debian12_ami_to_login() {
     let outcome = Scenario::new("qemu-ami-baseline")
-        .disk("debian12", &debian12_image())
+        .disk(
+            "debian12",
+            &support::image_dir("debian-12").join("disk.raw"),
+        )
         .timeout(900)
         .run();
     outcome.assert_pass();

@@ -138,3 +138,18 @@ impl Outcome {
         })
     }
 }
+
+/// The output directory of an images/ recipe, built (or reused) now.
+pub fn image_dir(recipe: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(repo.join("images/build"))
+        .arg(recipe)
+        .output()
+        .expect("run images/build");
+    assert!(
+        out.status.success(),
+        "images/build {recipe} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

@@ -61,6 +61,29 @@ pub enum ActivateError {
     Io(#[from] io::Error),
 }
 
+/// Checks the queues a driver set up against what the device offers: their
+/// number, and each one's size and ring addresses in guest memory.
+pub fn check_queues(
+    queues: &[ActivatedQueue],
+    mem: &GuestMemoryMmap,
+    max_sizes: &[u16],
+) -> Result<(), ActivateError> {
+    use virtio_queue::QueueT;
+    if queues.len() != max_sizes.len() {
+        return Err(ActivateError::QueueCount {
+            got: queues.len(),
+            want: max_sizes.len(),
+        });
+    }
+    for (i, (q, &max)) in queues.iter().zip(max_sizes).enumerate() {
+        let size = q.queue.size();
+        if !q.queue.is_valid(mem) || size == 0 || size > max {
+            return Err(ActivateError::InvalidQueue(i));
+        }
+    }
+    Ok(())
+}
+
 pub trait VirtioDevice: MutEventSubscriber + Send {
     /// Virtio device ID (`TYPE_*`).
     fn device_type(&self) -> u32;

@@ -25,7 +25,6 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
     VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
 };
-use virtio_queue::QueueT;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::ConfigSpace;
@@ -35,7 +34,7 @@ use super::request::DiskLimits;
 use super::{BlockConfig, BlockMetrics, NUM_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_BLOCK,
-    VirtioDevice, VirtioInterrupt,
+    VirtioDevice, VirtioInterrupt, check_queues,
 };
 use crate::vmm::memory::GuestMemoryMmap;
 
@@ -315,18 +314,7 @@ impl VirtioDevice for Block {
                 "the device's fds could not be registered with the event loop".into(),
             ));
         }
-        if queues.len() != NUM_QUEUES {
-            return Err(ActivateError::QueueCount {
-                got: queues.len(),
-                want: NUM_QUEUES,
-            });
-        }
-        for (i, q) in queues.iter().enumerate() {
-            let size = q.queue.size();
-            if !q.queue.is_valid(&mem) || size == 0 || size > self.queue_sizes[i] {
-                return Err(ActivateError::InvalidQueue(i));
-            }
-        }
+        check_queues(&queues, &mem, &self.queue_sizes)?;
         let acked = acked_features & self.features;
         let event_idx = acked & FEATURE_RING_EVENT_IDX != 0;
         for (i, q) in queues.into_iter().enumerate() {

@@ -33,7 +33,7 @@ use super::tap::{FrameIo, TUN_F_CSUM, TUN_F_TSO_ECN, TUN_F_TSO4, TUN_F_TSO6, VNE
 use super::{LinkServices, MAX_FRAME_LEN, MAX_LOCAL_FRAMES, QUEUE_SIZE, RX_QUEUE, TX_QUEUE};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_NET,
-    VirtioDevice, VirtioInterrupt,
+    VirtioDevice, VirtioInterrupt, check_queues,
 };
 use crate::vmm::memory::GuestMemoryMmap;
 
@@ -496,18 +496,7 @@ impl VirtioDevice for Net {
         if self.active.is_some() {
             return Err(ActivateError::AlreadyActive);
         }
-        if queues.len() != 2 {
-            return Err(ActivateError::QueueCount {
-                got: queues.len(),
-                want: 2,
-            });
-        }
-        for (i, q) in queues.iter().enumerate() {
-            let size = q.queue.size();
-            if !q.queue.is_valid(&mem) || size == 0 || size > self.queue_sizes[i] {
-                return Err(ActivateError::InvalidQueue(i));
-            }
-        }
+        check_queues(&queues, &mem, &self.queue_sizes)?;
         let acked = acked_features & self.features;
         self.tap
             .set_offload(Self::tap_offloads(acked))
