@@ -1,6 +1,7 @@
 //! Flint: a lightweight KVM hypervisor that runs EC2-style instances.
 
 mod cli;
+mod control;
 mod vmm;
 
 use std::process::ExitCode;

@@ -1,0 +1,5 @@
+//! `flint serve`: the host daemon (EC2 API server, wire format, state store,
+//! VM supervisor). Being built: see issue 6.
+
+// Items land before the server that uses them.
+#![allow(dead_code)]
