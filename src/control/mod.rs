@@ -3,3 +3,5 @@
 
 // Items land before the server that uses them.
 #![allow(dead_code)]
+
+pub mod ec2;

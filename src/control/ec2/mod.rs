@@ -1,0 +1,20 @@
+//! The EC2 Query API wire format: form-encoded requests in, XML replies and
+//! errors out, EC2 ids, and SigV4 request signatures. No actions and no
+//! server here: those are built on top.
+//!
+//! Self-contained on purpose (nothing outside this folder is used), so that
+//! `tests/ec2_wire.rs` can compile these files as they are and check them
+//! against botocore.
+
+pub mod clock;
+pub mod error;
+pub mod form;
+pub mod ids;
+pub mod random;
+pub mod request;
+pub mod response;
+pub mod sha256;
+pub mod sigv4;
+
+#[cfg(test)]
+mod tests;
