@@ -5,3 +5,4 @@
 #![allow(dead_code)]
 
 pub mod ec2;
+pub mod store;
