@@ -331,7 +331,7 @@ fn signature(secret: &str, amz_date: &str, scope: &str, canonical_request: &str)
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         hex(&sha256(canonical_request.as_bytes()))
     );
-    let mut key = format!("AWS4{secret}").into_bytes().to_vec();
+    let mut key = format!("AWS4{secret}").into_bytes();
     for part in scope.split('/') {
         key = hmac_sha256(&key, part.as_bytes()).to_vec();
     }
