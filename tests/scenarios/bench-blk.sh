@@ -1,0 +1,71 @@
+# Block I/O benchmark, side by side in one emulated host on one backing
+# file: fio on the host file directly, fio in the test guest under Flint,
+# and under QEMU (virtio-blk-pci, aio=io_uring) twice: cache=none (O_DIRECT,
+# "qemu") and cache=writeback ("qemu-wb"; Flint opens disks without
+# O_DIRECT, so its I/O goes through the host page cache like this one).
+# Same kernel, initramfs, vCPUs and memory. Prints FLINT-METRIC lines; never
+# pass/fail on numbers.
+RUNTIME=${RUNTIME:-10}
+tools=${FLINT_DISK_GUESTTOOLS:?run with --disk guesttools=PATH}
+data=$FLINT_WORK/data.img
+dd if=/dev/zero of="$data" bs=1M count=256 conv=fsync 2>/dev/null
+# Not quiet: if a guest resets (seen once under Flint: a second ready line,
+# nothing else with quiet), its kernel output is in the log.
+cmd="console=ttyS0 panic=-1 flint.runtime=$RUNTIME"
+
+for job in "randread 4k 1" "randread 4k 32" "read 128k 8"; do
+    set -- $job
+    out=$(fio --name=bench --filename="$data" --rw="$1" --bs="$2" --iodepth="$3" \
+        --ioengine=io_uring --direct=1 --runtime="$RUNTIME" --time_based \
+        --output-format=terse --terse-version=3 2>&1 | tail -n 1)
+    metric "host-$1-$2-qd$3-iops" "$(echo "$out" | cut -d';' -f8)" iops
+    metric "host-$1-$2-qd$3-bw" "$(echo "$out" | cut -d';' -f7)" KiB/s
+done
+
+collect() { # NAME: guest boots and results -> metrics
+    metric "$1-guest-boots" "$(grep -c 'FLINT-GUEST ready' "$FLINT_WORK/$1.console")" boots
+    grep -a 'FLINT-GUEST result name=fio' "$FLINT_WORK/$1.console" | while read -r _ _ name status iops bw _; do
+        job=${name#name=fio-}
+        metric "$1-$job-iops" "${iops#iops=}" iops
+        metric "$1-$job-bw" "${bw#bw_kib=}" KiB/s
+    done
+    if grep -q 'FLINT-GUEST result name=fio.*status=fail' "$FLINT_WORK/$1.console" ||
+        [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$1.console")" != 3 ]; then
+        result "$1-fio" fail "rc=$GUEST_RC"
+    else
+        result "$1-fio" pass
+    fi
+}
+
+# run_guest NAME COMMAND...: one guest run, then its metrics. A run without
+# the three fio results is tried once more (in the emulated host a guest
+# rarely resets early: QEMU -no-reboot then exits, Flint reboots it); the
+# first try's console stays in NAME.try1.console and the log.
+run_guest() {
+    local name=$1 try
+    for try in 1 2; do
+        start_guest "$@"
+        wait_exit "$name" $((RUNTIME * 3 + 180))
+        [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$name.console")" = 3 ] && break
+        [ $try = 2 ] && break
+        echo "bench: $name: no complete fio results (rc=$GUEST_RC, $(grep -c 'FLINT-GUEST ready' "$FLINT_WORK/$name.console") boots), running it once more"
+        cp "$FLINT_WORK/$name.console" "$FLINT_WORK/$name.try1.console"
+    done
+    metric "$name-tries" "$try" runs
+    collect "$name"
+}
+
+run_guest flint "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
+    --vcpus 2 --memory 512 --console stdio --disk "$data" --disk "$tools,ro" \
+    --disk "$FLINT_GUEST_SCRIPT_DISK,ro" --cmdline "$cmd"
+for cache in none writeback; do
+    name=qemu
+    [ $cache = writeback ] && name=qemu-wb
+    run_guest "$name" qemu-system-x86_64 -M q35 -enable-kvm -cpu host -m 512 -smp 2 \
+        -kernel "$FLINT_KERNEL" -initrd "$FLINT_INITRAMFS" -append "$cmd" \
+        -drive "if=none,id=data,file=$data,format=raw,cache=$cache,aio=io_uring" -device virtio-blk-pci,drive=data \
+        -drive "if=none,id=tools,file=$tools,format=raw,readonly=on" -device virtio-blk-pci,drive=tools \
+        -drive "if=none,id=script,file=$FLINT_GUEST_SCRIPT_DISK,format=raw,readonly=on" -device virtio-blk-pci,drive=script \
+        -nodefaults -serial stdio -display none -no-reboot
+done
+finish
