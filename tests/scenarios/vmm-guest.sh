@@ -21,6 +21,9 @@ else
 fi
 check acpi-tables test -e /sys/firmware/acpi/tables/DSDT -a -e /sys/firmware/acpi/tables/APIC -a -e /sys/firmware/acpi/tables/FACP
 check power-button grep -q 'Power Button' /proc/bus/input/devices
+# The same EC2 SMBIOS identity as a firmware boot (F segment, direct boot).
+check dmi-vendor grep -qx 'Amazon EC2' /sys/class/dmi/id/sys_vendor
+check dmi-uuid-ec2 sh -c 'grep -q "^ec2" /sys/class/dmi/id/product_uuid && [ "$(cat /sys/class/dmi/id/product_uuid)" = "$(cat /sys/class/dmi/id/product_serial)" ]'
 online=$(cat /sys/devices/system/cpu/online)
 result cpus-online pass "online=$online"
 
