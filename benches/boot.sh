@@ -5,18 +5,30 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
+# One emulated host at a time on the machine: the same lock as the e2e tests
+# (tests/support), held until this script exits.
+exec 9>target/.e2e.lock
+flock 9
 log=target/bench-boot.log
 cat >target/bench-boot-scenario.sh <<SCEN
 ROUNDS=${1:-3}
 $(cat tests/scenarios/bench-boot.sh)
 SCEN
+rc=0
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log" \
-    target/bench-boot-scenario.sh >/dev/null 2>&1 || { echo "benchmark run failed; log: $log" >&2; exit 1; }
-grep -a '^FLINT-METRIC' "$log" | sed 's/^FLINT-METRIC //' | column -t
-value() { grep -a "name=$1 " "$log" | sed 's/.*value=\([0-9]*\).*/\1/'; }
+    target/bench-boot-scenario.sh >"$log.runner" 2>&1 || rc=$?
+grep -a '^FLINT-METRIC' "$log" | tr -d '\r' | sed 's/^FLINT-METRIC //' | column -t || true
+value() { grep -a "name=$1 " "$log" | sed 's/.*value=\([0-9]*\).*/\1/' || true; }
 flint=$(value flint-boot-to-ready-median)
 for q in qemu-microvm qemu-q35; do
     other=$(value "$q-boot-to-ready-median")
     [[ -n $flint && -n $other ]] && awk -v f="$flint" -v o="$other" -v q="$q" \
         'BEGIN { printf "boot-to-ready: flint / %s = %.2f\n", q, f / o }'
 done
+# A failed run still prints what it measured, then says so.
+if ((rc)); then
+    { grep -a 'FLINT-RESULT.*status=fail' "$log" | tr -d '\r' | sed 's/^/failed: /' || true; } >&2
+    grep -a '^run: FAIL' "$log.runner" >&2 2>/dev/null || true
+    echo "benchmark run failed (rc=$rc); log: $log" >&2
+    exit 1
+fi
