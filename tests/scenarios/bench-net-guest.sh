@@ -23,16 +23,15 @@ if grep -q flint.imds=1 /proc/cmdline; then
     # Keep-alive: all requests pipelined on one connection.
     t0=$(now_cs)
     got=$(for i in $(seq $((n * 10))); do printf 'GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n'; done |
-        nc -w 5 169.254.169.254 80 | grep -c '^HTTP/1.1 200')
+        nc -w 5 169.254.169.254 80 | grep -o 'HTTP/1.1 200' | wc -l)
     t1=$(now_cs)
     result imds-keepalive pass "requests=$got cs=$((t1 - t0))"
 fi
 
 # TCP guest -> host: $mb MiB into the host's sink on port 5001.
 t0=$(now_cs)
-dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | nc -w 10 172.31.0.1 5001
-t1=$(now_cs)
-result tcp-tx pass "mib=$mb cs=$((t1 - t0))"
+dd if=/dev/zero bs=65536 count=$((mb * 16)) 2>/dev/null | nc -w 10 172.31.0.1 5001 &&
+    result tcp-tx pass "mib=$mb cs=$(($(now_cs) - t0))" || result tcp-tx fail "nc failed"
 # TCP host -> guest: the host's source on port 5002.
 t0=$(now_cs)
 bytes=$(nc -w 10 172.31.0.1 5002 | wc -c)

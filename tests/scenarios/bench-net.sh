@@ -13,7 +13,7 @@ printf '{"instance_id": "i-0be4c4b00000000ff", "instance_type": "t3.micro", "loc
 cmd="console=ttyS0 quiet panic=-1 flint.n=$N flint.mb=$MB"
 
 sinks() { # a sink on 5001 and a source on 5002, one connection each
-    nc -l -p 5001 >/dev/null &
+    (nc -l -p 5001 | wc -c >"$FLINT_WORK/sink.bytes") &
     SINK_PIDS=$!
     (dd if=/dev/zero bs=65536 count=$((MB * 16)) 2>/dev/null | nc -l -p 5002) &
     SINK_PIDS="$SINK_PIDS $!"
@@ -33,7 +33,15 @@ run() { # NAME COMMAND...
         case $n in
             imds-*) r=${a#requests=}; cs=${b#cs=}; [ "$cs" -gt 0 ] && metric "$name-$n-per-s" $((r * 100 / cs)) req/s
                     [ "$r" -gt 0 ] && metric "$name-$n-latency" $((cs * 10000 / r)) us ;;
-            tcp-tx) cs=${b#cs=}; [ "$cs" -gt 0 ] && metric "$name-tcp-guest-to-host" $((MB * 100 / cs)) MiB/s ;;
+            tcp-tx) cs=${b#cs=}
+                    # Only what the host's sink really received counts.
+                    sleep 1
+                    got=$(cat "$FLINT_WORK/sink.bytes" 2>/dev/null)
+                    if [ "${got:-0}" -eq $((MB * 1048576)) ] && [ "$cs" -gt 0 ]; then
+                        metric "$name-tcp-guest-to-host" $((MB * 100 / cs)) MiB/s
+                    else
+                        result "$name-tcp-tx-complete" fail "sink got ${got:-0} bytes"
+                    fi ;;
             tcp-rx) by=${a#bytes=}; cs=${b#cs=}; [ "$cs" -gt 0 ] && metric "$name-tcp-host-to-guest" $((by / 10485 / cs)) MiB/s ;;
         esac
     done
@@ -49,6 +57,6 @@ run flint "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" 
 run qemu qemu-system-x86_64 -M q35 -enable-kvm -cpu host -m 512 -smp 2 \
     -kernel "$FLINT_KERNEL" -initrd "$FLINT_INITRAMFS" -append "$cmd" \
     -drive "if=none,id=script,file=$FLINT_GUEST_SCRIPT_DISK,format=raw,readonly=on" -device virtio-blk-pci,drive=script \
-    -netdev tap,id=n0,ifname=flint0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,mac=02:00:ac:1f:00:0a \
+    -netdev tap,id=n0,ifname=flint0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,mac=02:00:ac:1f:00:0a,romfile= \
     -nodefaults -serial stdio -display none -no-reboot
 finish

@@ -223,7 +223,12 @@ impl ImdsStack {
             let handle = self.conns[i].handle;
             let state = self.sockets.get::<tcp::Socket>(handle).state();
             match state {
-                tcp::State::Closed => {
+                // TIME-WAIT guards a real network against stray old
+                // segments; on this one-host link it would only park the
+                // socket for 10 s, and a guest making requests in a loop
+                // (new connection each) would find every socket parked and
+                // be refused.
+                tcp::State::Closed | tcp::State::TimeWait => {
                     self.relisten(i);
                     continue;
                 }

@@ -258,6 +258,28 @@ fn imdsv1_and_connection_close() {
 }
 
 #[test]
+fn many_sequential_connections_are_all_served() {
+    // More connections than sockets, one after another, each closed by the
+    // client's HTTP/1.0: sockets must be reused, not parked in TIME-WAIT.
+    let mut link = link_with(metadata(), false);
+    let mut guest = Guest::new();
+    for i in 0..(3 * MAX_CONNECTIONS as u16) {
+        let h = guest.connect(41000 + i);
+        let at = Duration::from_millis(u64::from(i) * 50);
+        let resp = guest.exchange(
+            &mut link,
+            h,
+            "GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n",
+            at,
+        );
+        assert_eq!(body(&resp), "i-0abc1234def567890", "connection {i}: {resp}");
+        guest.sockets.get_mut::<tcp::Socket>(h).close();
+        guest.pump(&mut link, at + Duration::from_millis(45));
+        guest.sockets.remove(h);
+    }
+}
+
+#[test]
 fn http_tokens_required_refuses_v1() {
     let mut m = metadata();
     m.metadata_options.http_tokens = crate::vmm::imds::HttpTokens::Required;
