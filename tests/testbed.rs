@@ -67,7 +67,10 @@ fn assert_reported_failure(outcome: &support::Outcome, reason: &str) {
 
 #[test]
 fn a_guest_that_never_gets_ready_fails_the_scenario() {
-    let outcome = Scenario::new("selftest-no-ready").timeout(120).run();
+    let outcome = Scenario::new("selftest-no-ready")
+        .no_retry()
+        .timeout(120)
+        .run();
     assert_reported_failure(&outcome, "scenario exited with 1");
     assert!(
         outcome
@@ -78,14 +81,20 @@ fn a_guest_that_never_gets_ready_fails_the_scenario() {
 
 #[test]
 fn an_emulated_host_that_dies_early_fails_the_run() {
-    let outcome = Scenario::new("selftest-host-dies").timeout(120).run();
+    let outcome = Scenario::new("selftest-host-dies")
+        .no_retry()
+        .timeout(120)
+        .run();
     assert_reported_failure(&outcome, "without a scenario result");
 }
 
 #[test]
 fn a_hung_host_is_killed_at_the_timeout() {
     let started = std::time::Instant::now();
-    let outcome = Scenario::new("selftest-host-hangs").timeout(40).run();
+    let outcome = Scenario::new("selftest-host-hangs")
+        .no_retry()
+        .timeout(40)
+        .run();
     assert_reported_failure(&outcome, "timed out");
     // The runner promises to give up within --timeout + 30 s.
     assert!(started.elapsed().as_secs() < 40 + 30 + 60, "runner overran");
