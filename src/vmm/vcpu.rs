@@ -97,7 +97,13 @@ fn run_loop(fd: &mut VcpuFd, ctx: &VcpuContext) {
                 ctx.mmio.write(addr, data);
             }
             Ok(VcpuExit::Shutdown) => {
-                // A triple fault: a PC resets.
+                // A triple fault: a PC resets. Said on stderr, because
+                // the guest cannot: a reset nobody asked for is a bug
+                // somewhere, and this tells it from a requested reboot.
+                eprintln!(
+                    "flint vmm: vCPU {}: triple fault (KVM shutdown exit); resetting the VM",
+                    ctx.index
+                );
                 ctx.power.request(PowerAction::Reset);
                 return;
             }

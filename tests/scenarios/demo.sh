@@ -46,6 +46,11 @@ wait_console demo 'login:' 900 && result login-prompt pass "ms=$WAITED_MS" || re
 wait_console demo 'DEMO user-data ran' 300 && result user-data pass || result user-data fail
 
 echo "== ssh debian@172.31.0.10"
+# sshd starts after cloud-init made the host keys: wait for port 22.
+for i in $(seq 90); do
+    nc -z -w 2 172.31.0.10 22 2>/dev/null && break
+    sleep 1
+done
 ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 \
     -o BatchMode=yes debian@172.31.0.10 \
     'echo "$(hostname): $(uname -sr), $(nproc) vCPUs, $(cloud-init status)"; sudo dmidecode -s system-manufacturer 2>/dev/null || cat /sys/class/dmi/id/sys_vendor' &&
