@@ -19,6 +19,7 @@ pub mod instances;
 pub mod ips;
 pub mod key_pairs;
 mod pattern;
+pub mod processes;
 pub mod schema;
 pub mod tags;
 pub mod volumes;

@@ -100,7 +100,14 @@ CREATE TABLE ip_allocations (
 CREATE INDEX ip_allocations_by_instance ON ip_allocations (instance_id);
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: what the supervisor needs to re-adopt a VM process after a
+/// daemon restart: the process's start time (clock ticks since boot, field
+/// 22 of /proc/PID/stat), so that a recycled pid is never mistaken for it.
+const V2: &str = "
+ALTER TABLE instances ADD COLUMN vmm_start_ticks INTEGER;
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {

@@ -434,3 +434,32 @@ fn corrupt_rows_are_errors_not_panics() {
         Err(StoreError::Corrupt { .. })
     ));
 }
+
+#[test]
+fn the_vmm_process_is_recorded_and_cleared() {
+    use super::super::processes::VmmProcess;
+    let dir = TempDir::new();
+    let mut store = open(&dir);
+    let record = instance(1);
+    insert(&mut store, &record);
+    let process = VmmProcess {
+        pid: 4242,
+        start_ticks: 123_456_789,
+        socket: "/var/lib/flint/instances/x/vmm.sock".into(),
+    };
+    store
+        .write(|t| t.set_vmm_process(&record.id, Some(&process)))
+        .unwrap();
+    let got = store.read(|t| t.vmm_process(&record.id)).unwrap();
+    assert_eq!(got, Some(process));
+    let read = store.read(|t| t.instance(&record.id)).unwrap();
+    assert_eq!(read.pid, Some(4242));
+    store
+        .write(|t| t.set_vmm_process(&record.id, None))
+        .unwrap();
+    assert_eq!(store.read(|t| t.vmm_process(&record.id)).unwrap(), None);
+    assert!(matches!(
+        store.write(|t| t.set_vmm_process("i-00000000000000099", None)),
+        Err(StoreError::NotFound { .. })
+    ));
+}

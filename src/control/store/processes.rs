@@ -1,0 +1,66 @@
+//! The VM process serving an instance, as the supervisor records it: pid,
+//! the process's start time (to tell it from a later process that got the
+//! same pid) and its control socket. Kept apart from `InstanceRecord`
+//! because only the supervisor reads or writes it.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{StoreError, Tx};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmmProcess {
+    pub pid: i32,
+    /// Field 22 of /proc/PID/stat: clock ticks after boot.
+    pub start_ticks: u64,
+    pub socket: String,
+}
+
+impl Tx<'_> {
+    /// Records (or, with None, clears) the process serving instance `id`.
+    pub fn set_vmm_process(
+        &self,
+        id: &str,
+        process: Option<&VmmProcess>,
+    ) -> Result<(), StoreError> {
+        let ticks = process
+            .map(|p| i64::try_from(p.start_ticks))
+            .transpose()
+            .map_err(|_| StoreError::Constraint(format!("instance {id}: start time")))?;
+        let changed = self.conn.execute(
+            "UPDATE instances SET pid = ?2, vmm_socket = ?3, vmm_start_ticks = ?4 WHERE id = ?1",
+            params![
+                id,
+                process.map(|p| p.pid),
+                process.map(|p| &p.socket),
+                ticks
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "instance",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The recorded process of instance `id`, if all of it is recorded.
+    pub fn vmm_process(&self, id: &str) -> Result<Option<VmmProcess>, StoreError> {
+        let row: Option<(Option<i32>, Option<String>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT pid, vmm_socket, vmm_start_ticks FROM instances WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(pid), Some(socket), Some(ticks))) => Some(VmmProcess {
+                pid,
+                start_ticks: u64::try_from(ticks).unwrap_or(0),
+                socket,
+            }),
+            _ => None,
+        })
+    }
+}
