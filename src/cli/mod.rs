@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::control::server::{self, ServeArgs};
 use crate::vmm::config::VmmArgs;
 use crate::vmm::{kvm_check, lifecycle};
 
@@ -21,6 +22,8 @@ enum Command {
     KvmCheck,
     /// Run one virtual machine (one instance) in this process.
     Vmm(Box<VmmArgs>),
+    /// Run the host daemon: the EC2 API on a Unix socket (and loopback TCP).
+    Serve(Box<ServeArgs>),
 }
 
 pub fn run() -> ExitCode {
@@ -36,6 +39,7 @@ pub fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Serve(args) => server::run(&args),
         Command::Vmm(args) => match args.to_config() {
             Ok(config) => lifecycle::run(config),
             Err(e) => {

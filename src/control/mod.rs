@@ -4,5 +4,7 @@
 // Items land before the server that uses them.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod ec2;
+pub mod server;
 pub mod store;

@@ -1,0 +1,172 @@
+//! `flint serve`: the host daemon's front door. Listens on a Unix socket
+//! (always) and a loopback TCP port (when asked), speaks HTTP/1.1 with the
+//! EC2 Query protocol, checks SigV4 signatures when given credentials, and
+//! hands each request to the action registry (`control::api`).
+//!
+//! One thread per connection, at most [`MAX_CONNECTIONS`] at a time
+//! (further ones get `RequestLimitExceeded` and are closed); each request
+//! takes a pooled SQLite connection. SIGTERM / SIGINT stop accepting, let
+//! in-flight requests finish (bounded wait), remove the socket and exit 0;
+//! running instances are left running.
+
+mod auth;
+mod http;
+mod listen;
+mod signals;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use thiserror::Error;
+
+use super::api::{self, Config, Context, Registry};
+
+pub use auth::{Credentials, parse_credentials};
+
+/// Concurrent connections served; more are refused with a 503.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// State, images, volumes and instance directories.
+    #[arg(long, default_value = "/var/lib/flint")]
+    pub data_dir: PathBuf,
+    /// The control socket (mode 0660, group `flint` if it exists).
+    #[arg(long, default_value = "/run/flint/flint.sock")]
+    pub socket: PathBuf,
+    /// Also listen on this loopback TCP address (for boto3 / the aws CLI).
+    #[arg(long, value_name = "127.0.0.1:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Verify SigV4 on every request against these keys: one
+    /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` pair per line, `#` comments.
+    /// Without it, signed and unsigned requests are all accepted.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// The region this host reports.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The instances' subnet (CIDR).
+    #[arg(long, default_value = "10.0.0.0/24")]
+    pub subnet: String,
+    /// The host bridge for the instances' TAP devices.
+    #[arg(long, default_value = "flint0")]
+    pub bridge: String,
+    /// Cap on any instance's guest memory, whatever its type says.
+    #[arg(long, value_name = "MIB")]
+    pub max_instance_memory: Option<u32>,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Store(#[from] super::store::StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("--listen {0}: only loopback addresses are allowed (the API has no TLS)")]
+    NotLoopback(SocketAddr),
+    #[error("{0}: another daemon is answering on this socket")]
+    SocketInUse(PathBuf),
+    #[error("{0}: exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("credentials file {path}, line {line}: {reason}")]
+    Credentials {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot set up signal handling: {0}")]
+    Signals(std::io::Error),
+    #[error("instance supervisor: {0}")]
+    Supervisor(String),
+}
+
+impl ServerError {
+    fn io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServerError {
+        let path = path.to_string();
+        move |source| ServerError::Io { path, source }
+    }
+}
+
+/// What every connection thread shares.
+pub struct Shared {
+    pub ctx: Context,
+    pub registry: Registry,
+    pub credentials: Option<Credentials>,
+    pub shutting_down: AtomicBool,
+    pub active: AtomicUsize,
+}
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flint serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), ServerError> {
+    let credentials = match &args.credentials {
+        Some(path) => Some(parse_credentials(path)?),
+        None => None,
+    };
+    if let Some(addr) = args.listen
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServerError::NotLoopback(addr));
+    }
+    let config = Config {
+        region: args.region.clone(),
+        subnet: args.subnet.clone(),
+        bridge: args.bridge.clone(),
+        max_instance_memory_mib: args.max_instance_memory,
+        ..Config::default()
+    };
+    let ctx = Context::open(&args.data_dir, config)?;
+    let signal_fd = signals::install().map_err(ServerError::Signals)?;
+    let unix = listen::bind_unix(&args.socket)?;
+    let tcp = match args.listen {
+        Some(addr) => Some(listen::bind_tcp(addr)?),
+        None => None,
+    };
+    api::instances::start(&ctx).map_err(ServerError::Supervisor)?;
+    let shared = Arc::new(Shared {
+        ctx,
+        registry: Registry::standard(),
+        credentials,
+        shutting_down: AtomicBool::new(false),
+        active: AtomicUsize::new(0),
+    });
+    eprintln!(
+        "flint serve: listening on unix:{}{}",
+        args.socket.display(),
+        tcp.as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| format!(" and tcp:{a}"))
+            .unwrap_or_default()
+    );
+    let result = listen::accept_loop(&shared, &unix, tcp.as_ref(), signal_fd);
+    shared.shutting_down.store(true, Ordering::SeqCst);
+    unix.remove_if_ours();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    api::instances::stop(&shared.ctx);
+    eprintln!("flint serve: stopped");
+    result
+}
