@@ -8,3 +8,4 @@ pub mod api;
 pub mod ec2;
 pub mod server;
 pub mod store;
+pub mod supervisor;

@@ -12,7 +12,7 @@
 //! - close the connection after a response with `close` set, and after
 //!   answering a parse error with `err.to_response()`.
 
-mod base64;
+pub(crate) mod base64;
 pub mod http;
 pub mod metadata;
 pub mod tokens;

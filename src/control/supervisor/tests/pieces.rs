@@ -1,0 +1,94 @@
+use std::io::{Seek, SeekFrom, Write};
+
+use super::TempDir;
+use crate::control::supervisor::{network, process, vm_config, volume};
+
+#[test]
+fn tap_names_fit_ifnamsiz_and_macs_are_local_unicast_and_stable() {
+    let id = "i-0123456789abcdef0";
+    let tap = network::tap_name(id);
+    assert_eq!(tap, "fl456789abcdef0");
+    assert!(tap.len() <= 15);
+    assert_eq!(network::tap_name("i-01234567"), "fl01234567");
+    let mac = network::mac_for(id);
+    assert_eq!(mac, network::mac_for(id));
+    assert_ne!(mac, network::mac_for("i-0123456789abcdef1"));
+    assert!(mac.starts_with("0e:") && mac.len() == 17, "{mac}");
+    let id = network::derived_id("subnet-", "172.31.0.0/20");
+    assert!(id.starts_with("subnet-") && id.len() == 7 + 17);
+}
+
+#[test]
+fn disk_serials_are_ec2_nvme_style_and_fit_virtio() {
+    let serial = vm_config::disk_serial("vol-0123456789abcdef0");
+    assert_eq!(serial, "vol0123456789abcdef0");
+    assert!(serial.len() <= crate::vmm::config::MAX_SERIAL_LEN);
+}
+
+#[test]
+fn proc_stat_is_read_after_the_last_parenthesis() {
+    let line = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10";
+    assert_eq!(process::parse_stat(line), Some(987_654));
+    let zombie = "4242 (x) Z 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10";
+    assert_eq!(process::parse_stat(zombie), None);
+    assert_eq!(process::parse_stat("garbage"), None);
+    let me = i32::try_from(std::process::id()).unwrap();
+    let ticks = process::start_ticks(me).expect("own start time");
+    assert!(process::is_same_process(me, ticks));
+    assert!(!process::is_same_process(me, ticks + 1));
+    assert!(!process::signal_if_same(me, ticks + 1, 0));
+}
+
+#[test]
+fn last_words_come_from_the_latest_run_only() {
+    let dir = TempDir::new("words");
+    let log = dir.path().join("vmm.log");
+    let marker = crate::control::supervisor::layout::START_MARKER;
+    std::fs::write(
+        &log,
+        format!("{marker} at 1\nflint vmm: old failure\n{marker} at 2\nsome output\n"),
+    )
+    .unwrap();
+    assert_eq!(process::last_words(&log), None);
+    std::fs::write(
+        &log,
+        format!("{marker} at 1\n{marker} at 2\nflint vmm: KVM internal error\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        process::last_words(&log).as_deref(),
+        Some("KVM internal error")
+    );
+    assert_eq!(process::last_words(&dir.path().join("missing")), None);
+}
+
+#[test]
+fn a_sparse_clone_keeps_data_and_holes_and_grows() {
+    let dir = TempDir::new("clone");
+    let image = dir.path().join("image.raw");
+    let mut f = std::fs::File::create(&image).unwrap();
+    f.write_all(b"MBR!").unwrap();
+    f.seek(SeekFrom::Start(8 << 20)).unwrap();
+    f.write_all(b"middle").unwrap();
+    f.set_len(16 << 20).unwrap();
+    drop(f);
+    let dest = dir.path().join("vol.raw");
+    let method = volume::clone_image(&image, &dest, 2 * volume::GIB).unwrap();
+    let data = std::fs::read(&dest).unwrap();
+    assert_eq!(data.len() as u64, 2 * volume::GIB, "{method:?}");
+    assert_eq!(&data[..4], b"MBR!");
+    assert_eq!(&data[8 << 20..(8 << 20) + 6], b"middle");
+    assert!(data[16 << 20..].iter().all(|&b| b == 0));
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(&dest).unwrap().blocks() * 512;
+    assert!(
+        allocated < 4 << 20,
+        "{allocated} bytes allocated: not sparse"
+    );
+    // No partial file is left behind; a clone onto a bad path fails cleanly.
+    assert!(!dest.with_extension("raw.partial").exists());
+    assert!(volume::clone_image(&dir.path().join("nope"), &dir.path().join("v2.raw"), 0).is_err());
+    assert!(!dir.path().join("v2.raw.partial").exists());
+    assert_eq!(volume::gib_for(1), 1);
+    assert_eq!(volume::gib_for(volume::GIB + 1), 2);
+}
