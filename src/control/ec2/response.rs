@@ -179,6 +179,30 @@ impl XmlWriter {
         })
     }
 
+    /// A list of plain strings, each the text of its `<item>`:
+    /// `<supportedArchitectures><item>x86_64</item></supportedArchitectures>`
+    /// (botocore reads a list of string shapes so).
+    pub fn string_items<S: AsRef<str>>(
+        &mut self,
+        name: &str,
+        values: impl IntoIterator<Item = S>,
+    ) -> &mut Self {
+        if !self.check_name(name) {
+            return self;
+        }
+        let mut values = values.into_iter().peekable();
+        if values.peek().is_none() {
+            self.write(Event::Empty(BytesStart::new(name)));
+            return self;
+        }
+        self.write(Event::Start(BytesStart::new(name)));
+        for value in values {
+            self.text("item", value.as_ref());
+        }
+        self.write(Event::End(BytesEnd::new(name)));
+        self
+    }
+
     /// The document's bytes, or the first error met while writing it.
     pub fn finish(self) -> Result<Vec<u8>, ResponseError> {
         match self.error {
