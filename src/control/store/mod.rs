@@ -164,12 +164,18 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         // Created here with 0600 because SQLite would use the umask, and the
         // database holds user data; SQLite gives -wal/-shm the same mode.
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
+        // Only when missing: closing any fd of the file drops every POSIX
+        // lock this process holds on it, SQLite's included, so opening a
+        // second connection this way let another process take the database
+        // for unused, checkpoint and delete the live WAL under our feet.
+        if std::fs::symlink_metadata(&path).is_err() {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io(&path))?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
