@@ -178,11 +178,37 @@ pub fn serve_connection(shared: &Shared, mut stream: Stream) {
             Ok(None) => return,
             Err(reply) => reply,
         };
-        if write_reply(&mut stream, &reply).is_err() || reply.close {
+        if write_reply(&mut stream, &reply).is_err() {
+            return;
+        }
+        if reply.close {
+            linger(&mut stream);
             return;
         }
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
+        }
+    }
+}
+
+/// Before closing after an error, reads (and drops) what the client is
+/// still sending, briefly and boundedly: closing a socket with unread data
+/// resets the connection, and the client would lose the error reply.
+fn linger(stream: &mut Stream) {
+    let _ = match stream {
+        Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut drained = 0usize;
+    let mut chunk = [0u8; 16 * 1024];
+    while Instant::now() < deadline && drained < 4 * MAX_BODY_BYTES {
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return,
         }
     }
 }
