@@ -53,9 +53,13 @@ state = {"boots": 1, "state": "starting"}
 
 
 def console(line):
+    # Never fatal: exiting must work even when the instance dir is gone.
     if console_path:
-        with open(console_path, "a") as f:
-            f.write(line + "\n")
+        try:
+            with open(console_path, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
 
 
 def finish(code, reason=None):
