@@ -1,0 +1,145 @@
+# flint serve end to end in the emulated KVM host: the debian-12-test AMI
+# registered through the EC2 API, an instance with a key pair and a
+# user-data script, SSH, data on the root volume surviving stop/start,
+# SIGKILL of the daemon while the VM runs (re-adoption), terminate.
+#
+# The emulated host has no Python (so no boto3): the EC2 Query API is
+# driven with curl on the daemon's loopback TCP listener, the same
+# requests boto3 sends (unsigned: the daemon runs without --credentials).
+ami=${FLINT_DISK_AMI:?run with --disk ami=PATH}
+data=$FLINT_WORK/data
+port=8773
+api=http://127.0.0.1:$port/
+echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd 2>/dev/null || true
+mkdir -p /root/.ssh "$data" 2>/dev/null || true
+key=$FLINT_WORK/id_ed25519
+ssh-keygen -q -t ed25519 -N '' -C flint-serve-e2e -f "$key" || result ssh-keygen fail
+export FLINT_STOP_TIMEOUT_S=300
+
+# ec2 ACTION [NAME=VALUE...]: the reply (XML) on stdout, HTTP status in
+# $FLINT_WORK/status.
+ec2() {
+    local action=$1 arg
+    shift
+    set -- -d "Action=$action" -d Version=2016-11-15 "$@"
+    curl -s --max-time 60 -o "$FLINT_WORK/reply.xml" -w '%{http_code}' "$@" "$api" >"$FLINT_WORK/status"
+    cat "$FLINT_WORK/reply.xml"
+}
+# p NAME=VALUE: one form parameter, URL-encoded.
+p() { printf -- '--data-urlencode\n%s\n' "$1"; }
+# first TAG: the first <TAG>value</TAG> of the XML on stdin.
+first() { grep -o "<$1>[^<]*</$1>" | head -n1 | sed 's/<[^>]*>//g'; }
+state_of() { ec2 DescribeInstances -d "InstanceId.1=$1" | grep -o '<instanceState><code>[0-9]*</code><name>[a-z-]*</name>' | sed 's/.*<name>//; s/<.*//'; }
+# wait_state ID STATE TIMEOUT_S
+wait_state() {
+    local deadline=$(($(now_ms) + $3 * 1000)) s
+    while :; do
+        s=$(state_of "$1")
+        [ "$s" = "$2" ] && return 0
+        [ "$(now_ms)" -ge "$deadline" ] && { echo "wait_state $1: still $s, wanted $2"; return 1; }
+        sleep 2
+    done
+}
+ssh_guest() {
+    ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=15 \
+        -o BatchMode=yes "debian@$ip" "$@"
+}
+# ssh_retry CMD: sshd comes up after cloud-init made the host keys.
+ssh_retry() {
+    local i
+    for i in $(seq 20); do
+        ssh_guest "$@" && return 0
+        sleep 10
+    done
+    return 1
+}
+wait_api() {
+    local i
+    for i in $(seq 100); do
+        curl -s --max-time 2 -o /dev/null "$api" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+start_guest serve "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/flint.sock" \
+    --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
+wait_api && result serve-listening pass || result serve-listening fail
+# The root volume is a sparse copy of the AMI's data (~600 MB for
+# debian-12-test) on the payload disk: say how much room there is.
+metric payload-free-mib "$(df -m "$data" | awk 'NR == 2 { print $4 }')" MiB
+
+# RegisterImage takes a regular file; in the emulated host the AMI is a
+# block device, so it is first copied (sparse) onto the payload disk.
+if [ -b "$ami" ] || [ -b "$(readlink -f "$ami")" ]; then
+    qemu-img convert -O raw "$ami" "$FLINT_WORK/ami.raw" && ami=$FLINT_WORK/ami.raw ||
+        result ami-copy fail
+fi
+image=$(ec2 RegisterImage $(p Name=debian-12-test) $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
+# The registered copy is what instances clone: the intermediate can go.
+[ "$ami" = "$FLINT_WORK/ami.raw" ] && rm -f "$ami"
+[ -n "$image" ] && result register-image pass "image=$image" || result register-image fail "$(cat "$FLINT_WORK/reply.xml")"
+ec2 ImportKeyPair -d KeyName=e2e $(p "PublicKeyMaterial=$(base64 <"$key.pub" | tr -d '\n')") >/dev/null
+[ "$(cat "$FLINT_WORK/status")" = 200 ] && result import-key-pair pass || result import-key-pair fail "$(cat "$FLINT_WORK/reply.xml")"
+
+cat >"$FLINT_WORK/user-data" <<'UD'
+#!/bin/sh
+echo "FLINT-SERVE user-data ran on $(hostname)" >/dev/console
+UD
+ec2 RunInstances $(p "ImageId=$image") -d MinCount=1 -d MaxCount=1 -d InstanceType=t3.micro -d KeyName=e2e \
+    $(p "UserData=$(base64 <"$FLINT_WORK/user-data" | tr -d '\n')") -d ClientToken=serve-e2e-1 \
+    -d TagSpecification.1.ResourceType=instance -d TagSpecification.1.Tag.1.Key=Name \
+    -d TagSpecification.1.Tag.1.Value=e2e >"$FLINT_WORK/run.xml"
+id=$(first instanceId <"$FLINT_WORK/run.xml")
+ip=$(first privateIpAddress <"$FLINT_WORK/run.xml")
+[ -n "$id" ] && [ "$ip" = 172.31.0.4 ] && result run-instances pass "id=$id ip=$ip" ||
+    result run-instances fail "$(cat "$FLINT_WORK/run.xml")"
+vol=$(first volumeId <"$FLINT_WORK/run.xml")
+wait_state "$id" running 120 && result running pass || result running fail
+
+console=$data/instances/$id/console.log
+( tail -f -n +1 "$console" 2>/dev/null | awk '{ print "[vm] " $0; fflush() }' ) &
+streamer=$!
+deadline=$(($(now_ms) + 900000))
+until grep -aq 'FLINT-SERVE user-data ran' "$console" 2>/dev/null || [ "$(now_ms)" -ge "$deadline" ]; do sleep 2; done
+grep -aq 'FLINT-SERVE user-data ran on ip-172-31-0-4' "$console" && result user-data-console pass || result user-data-console fail
+ec2 GetConsoleOutput -d "InstanceId=$id" | first output | base64 -d 2>/dev/null | grep -aq 'FLINT-SERVE user-data ran' &&
+    result get-console-output pass || result get-console-output fail
+
+out=$(ssh_retry 'echo SSH-OK $(hostname); echo persist-me >/home/debian/flint-e2e; sync; cat /home/debian/flint-e2e' 2>&1)
+case $out in *"SSH-OK ip-172-31-0-4"*persist-me*) result ssh-with-key pass ;;
+*) result ssh-with-key fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
+
+ec2 StopInstances -d "InstanceId.1=$id" | grep -q '<name>stopping</name>' && result stop pass || result stop fail
+wait_state "$id" stopped 420 && result stopped pass || result stopped fail
+[ -f "$data/volumes/$vol.raw" ] && result volume-kept pass || result volume-kept fail
+ec2 StartInstances -d "InstanceId.1=$id" >/dev/null
+wait_state "$id" running 120 && result started pass || result started fail
+out=$(ssh_retry 'cat /home/debian/flint-e2e' 2>&1)
+case $out in *persist-me*) result data-survives-stop-start pass ;;
+*) result data-survives-stop-start fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
+
+# SIGKILL the daemon: the VM keeps running; a new daemon re-adopts it.
+kill -9 "$(cat "$FLINT_WORK/serve.pid")"
+sleep 2
+out=$(ssh_guest 'echo STILL-UP' 2>&1)
+case $out in *STILL-UP*) result vm-survives-daemon-sigkill pass ;;
+*) result vm-survives-daemon-sigkill fail "$out" ;; esac
+start_guest serve2 "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/flint.sock" \
+    --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
+wait_api && result serve-restarted pass || result serve-restarted fail
+grep -q 're-adopted 1 running' "$FLINT_WORK/serve2.console" && result readopted pass ||
+    result readopted fail "$(tr '\n' ' ' <"$FLINT_WORK/serve2.console" | cut -c1-300)"
+[ "$(state_of "$id")" = running ] && result describe-after-restart pass || result describe-after-restart fail
+ec2 StopInstances -d "InstanceId.1=$id" -d Force=false >/dev/null
+wait_state "$id" stopped 420 && result stop-after-restart pass || result stop-after-restart fail
+
+ec2 TerminateInstances -d "InstanceId.1=$id" | grep -q '<name>terminated</name>\|<name>shutting-down</name>' &&
+    result terminate pass || result terminate fail
+wait_state "$id" terminated 120 && result terminated pass || result terminated fail
+[ ! -e "$data/volumes/$vol.raw" ] && result root-volume-deleted pass || result root-volume-deleted fail
+ip link show "fl${id#i-????}" >/dev/null 2>&1 && result tap-removed fail || result tap-removed pass
+kill "$streamer" 2>/dev/null
+kill "$(cat "$FLINT_WORK/serve2.pid")" 2>/dev/null
+wait_exit serve2 30
+finish
