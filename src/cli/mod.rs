@@ -1,6 +1,14 @@
 //! The `flint` command line: parses arguments and dispatches to the parts
 //! that do the work. Every failure ends as one clear line on stderr.
 
+mod args;
+mod client;
+mod model;
+mod shorthand;
+#[cfg(test)]
+mod tests;
+mod xml_json;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -11,6 +19,7 @@ use crate::vmm::{kvm_check, lifecycle};
 
 #[derive(Parser)]
 #[command(name = "flint", version, about = "Run EC2-style instances under KVM")]
+#[command(allow_external_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +33,11 @@ enum Command {
     Vmm(Box<VmmArgs>),
     /// Run the host daemon: the EC2 API on a Unix socket (and loopback TCP).
     Serve(Box<ServeArgs>),
+    /// Any `aws ec2` verb (describe-instances, run-instances, …) with the
+    /// aws CLI's options, sent to the daemon's socket (`--socket PATH`,
+    /// default /run/flint/flint.sock, or `--endpoint-url`).
+    #[command(external_subcommand)]
+    Ec2(Vec<String>),
 }
 
 pub fn run() -> ExitCode {
@@ -40,6 +54,10 @@ pub fn run() -> ExitCode {
             }
         },
         Command::Serve(args) => server::run(&args),
+        Command::Ec2(argv) => match argv.split_first() {
+            Some((verb, rest)) => client::run(verb, rest),
+            None => ExitCode::from(client::EXIT_USAGE),
+        },
         Command::Vmm(args) => match args.to_config() {
             Ok(config) => lifecycle::run(config),
             Err(e) => {

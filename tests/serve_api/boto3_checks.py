@@ -390,7 +390,9 @@ def flint_cli():
     r = subprocess.run([FLINT, "describe-regions", "--socket", WORK + "/no.sock"],
                        capture_output=True, text=True)
     assert r.returncode == 255, (r.returncode, r.stderr)
-    r = cli("describe-images", "--filters", "Name=", expect=252)
+    cli("describe-images", "--no-such-option", "x", expect=252)
+    cli("describe-images", "--filters", "Name=a,Values=[b", expect=252)
+    cli("no-such-verb", expect=252)
 
 
 def main():

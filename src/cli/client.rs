@@ -1,0 +1,187 @@
+//! `flint <ec2-verb> …`: one EC2 request to the daemon (its Unix socket by
+//! default, or `--endpoint-url http://127.0.0.1:PORT`), the reply printed
+//! as `aws ec2` prints it. Exit codes are the aws CLI's: 0 success, 252
+//! bad command line, 254 an EC2 error, 255 no connection / other failure.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::args::{self, ArgsError};
+use super::model::{self, operation_of_verb};
+use super::xml_json::{self, Json};
+
+pub const DEFAULT_SOCKET: &str = "/run/flint/flint.sock";
+pub const EXIT_USAGE: u8 = 252;
+pub const EXIT_API_ERROR: u8 = 254;
+pub const EXIT_OTHER: u8 = 255;
+/// Long enough for RegisterImage converting a large qcow2.
+const TIMEOUT: Duration = Duration::from_secs(1800);
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("Could not connect to the endpoint URL: \"{0}\"")]
+    Connect(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("unsupported --endpoint-url {0:?}: only http://HOST:PORT")]
+    Endpoint(String),
+    #[error("the daemon's reply is not HTTP: {0}")]
+    BadReply(String),
+}
+
+fn usage(verb: &str, message: &str) -> ExitCode {
+    eprintln!("usage: flint {verb} [options]\nflint: error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Form-encodes like botocore: everything but unreserved characters
+/// percent-escaped.
+fn form(params: &[(String, String)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One POST, the whole reply read to EOF: (status, body).
+fn post(socket: &str, endpoint: Option<&str>, body: &str) -> Result<(u16, Vec<u8>), ClientError> {
+    let (host, mut stream): (String, Box<dyn ReadWrite>) = match endpoint {
+        Some(url) => {
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or_else(|| ClientError::Endpoint(url.to_string()))?;
+            let authority = rest.trim_end_matches('/').to_string();
+            let s = TcpStream::connect(&authority)
+                .map_err(|_| ClientError::Connect(url.to_string()))?;
+            s.set_read_timeout(Some(TIMEOUT)).ok();
+            (authority, Box::new(s))
+        }
+        None => {
+            let s = UnixStream::connect(socket)
+                .map_err(|e| ClientError::Connect(format!("unix:{socket} ({e})")))?;
+            s.set_read_timeout(Some(TIMEOUT)).ok();
+            ("localhost".to_string(), Box::new(s))
+        }
+    };
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded; \
+         charset=utf-8\r\nContent-Length: {}\r\nUser-Agent: flint-cli\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(&reply) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(ClientError::BadReply("truncated".into())),
+        Err(e) => return Err(ClientError::BadReply(e.to_string())),
+    };
+    let status = response.code.unwrap_or(0);
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        });
+    let body = &reply[head..];
+    let body = match length {
+        Some(n) if n <= body.len() => &body[..n],
+        _ => body,
+    };
+    Ok((status, body.to_vec()))
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+pub fn run(verb: &str, argv: &[String]) -> ExitCode {
+    let Some(model) = model::model() else {
+        eprintln!("flint: the compiled-in EC2 model is unreadable");
+        return ExitCode::from(EXIT_OTHER);
+    };
+    let operation = operation_of_verb(verb);
+    let Some([input_name, output_name]) = model.operations.get(&operation) else {
+        return usage(verb, &format!("unknown command {verb:?}"));
+    };
+    let Some(input) = model.shape(input_name) else {
+        return usage(verb, "command not in the model");
+    };
+    let (params, global) = match args::to_params(model, &operation, input, argv) {
+        Ok(p) => p,
+        Err(e @ (ArgsError::Unknown(_) | ArgsError::Invalid { .. })) => {
+            return usage(verb, &e.to_string());
+        }
+    };
+    let mut all = vec![
+        ("Action".to_string(), operation.clone()),
+        ("Version".to_string(), "2016-11-15".to_string()),
+    ];
+    all.extend(params);
+    let socket = global.socket.as_deref().unwrap_or(DEFAULT_SOCKET);
+    let (status, body) = match post(socket, global.endpoint_url.as_deref(), &form(&all)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("\n{e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+    };
+    let doc = match xml_json::parse(&body) {
+        Ok(doc) => doc,
+        Err(e) => {
+            eprintln!("\nflint: HTTP {status}: {e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
+    };
+    if status >= 300 || doc.name == "Response" {
+        let error = doc.child("Errors").and_then(|e| e.child("Error"));
+        let code = error
+            .and_then(|e| e.child("Code"))
+            .map_or("Unknown", |c| c.text.as_str());
+        let message = error
+            .and_then(|e| e.child("Message"))
+            .map_or("", |m| m.text.as_str());
+        eprintln!("\nAn error occurred ({code}) when calling the {operation} operation: {message}");
+        return ExitCode::from(EXIT_API_ERROR);
+    }
+    // Operations without output (CreateTags) print nothing, as aws does.
+    if output_name.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let Some(output) = model.shape(output_name) else {
+        return ExitCode::SUCCESS;
+    };
+    let json = xml_json::convert(model, &doc, output);
+    let mut text = String::new();
+    xml_json::print(&json, 0, &mut text);
+    if json != Json::Obj(Vec::new()) {
+        println!("{text}");
+    }
+    ExitCode::SUCCESS
+}
