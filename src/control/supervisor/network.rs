@@ -60,8 +60,13 @@ fn ip(args: &[&str]) -> Result<String, SupervisorError> {
     }
 }
 
+/// Asked of `ip`, not /sys/class/net: sysfs shows the network namespace
+/// of whoever mounted it, which need not be the daemon's.
 fn link_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
+    Command::new("ip")
+        .args(["-o", "link", "show", "dev", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Creates the bridge if it is missing, gives it `gateway_cidr` (e.g.
