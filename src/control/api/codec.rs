@@ -13,28 +13,15 @@ pub enum CodecError {
     BadLength,
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/// Standard alphabet with `=` padding: the metadata service's encoder,
+/// the one base64 encoder in the project.
 pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    crate::vmm::imds::base64::encode(data)
 }
 
+/// Stricter than the metadata service's decoder on purpose: EC2 refuses
+/// user data and key material in the URL-safe alphabet or with bytes after
+/// the padding, so this decoder does too.
 /// Standard alphabet; padding optional; ASCII whitespace (line breaks in
 /// PEM or in a user's file) ignored.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, CodecError> {

@@ -1416,7 +1416,7 @@ fn event_loop_end_to_end_through_activate_notify_and_reset() {
 /// round trip from the page cache, used ring). Not a unit test:
 /// `cargo test --release bench_ -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a benchmark (prints a per-request cost), not pass/fail: run with --release -- --ignored --nocapture"]
 fn bench_4k_reads_from_page_cache() {
     let m = mem();
     let img = TempImage::new(64 << 20);
