@@ -18,6 +18,7 @@ mod config;
 mod device;
 mod engine;
 mod queue;
+pub mod throttle;
 mod request;
 
 #[cfg(test)]
