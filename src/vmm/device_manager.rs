@@ -21,7 +21,7 @@ use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
 use crate::vmm::devices::virtio::VirtioDevice;
-use crate::vmm::devices::virtio::block::{Block, BlockConfig};
+use crate::vmm::devices::virtio::block::{Block, BlockConfig, Volume};
 use crate::vmm::devices::virtio::net::Net;
 use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
@@ -102,11 +102,13 @@ fn guest_link(
 }
 
 /// What outlives one boot of the VM: the TAPs (opened before the seccomp
-/// filter, kept across guest reboots) and the metadata service's state.
+/// filter, kept across guest reboots), the metadata service's state and
+/// the disks' volumes (counters, limits), in disk order.
 #[derive(Default, Clone, Copy)]
 pub struct HostResources<'a> {
     pub taps: &'a [Arc<Tap>],
     pub imds: Option<&'a Arc<Mutex<Imds>>>,
+    pub volumes: &'a [Arc<Volume>],
 }
 
 /// BAR window of PCI slot `slot`.
@@ -221,6 +223,7 @@ impl Devices {
                 path: disk.path.clone(),
                 read_only: disk.read_only,
                 serial: disk.serial.clone(),
+                volume: host.volumes.get(i).cloned(),
             })
             .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
             let block = Arc::new(Mutex::new(block));

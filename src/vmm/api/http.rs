@@ -100,10 +100,15 @@ pub fn write_response(
         409 => "Conflict",
         _ => "Error",
     };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+    // JSON unless the caller names another type.
+    if !extra_headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     for (k, v) in extra_headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

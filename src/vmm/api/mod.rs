@@ -11,7 +11,10 @@
 //! ```
 //! Errors: 400 (malformed), 404 (unknown path), 405 (method, with Allow).
 
+mod disk_metrics;
 mod http;
+
+pub use disk_metrics::Volumes;
 
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
@@ -58,6 +61,8 @@ pub struct ApiShared {
     imds: Mutex<Option<Arc<Mutex<Imds>>>>,
     requests: Mutex<VecDeque<VmRequest>>,
     event: EventFd,
+    /// The disks by id: metrics and live limits.
+    pub volumes: Volumes,
 }
 
 impl ApiShared {
@@ -72,6 +77,7 @@ impl ApiShared {
             imds: Mutex::new(None),
             requests: Mutex::new(VecDeque::new()),
             event: EventFd::new(EFD_NONBLOCK)?,
+            volumes: Volumes::default(),
         }))
     }
 
@@ -158,8 +164,14 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
             }
             Ok(http::ReadOutcome::Closed) | Err(_) => return,
         };
-        let (status, allow, body) = route(&request, shared);
-        let mut headers = Vec::new();
+        let (status, allow, body, content_type) = match disk_metrics::route(&request, shared) {
+            Some(reply) => reply,
+            None => {
+                let (status, allow, body) = route(&request, shared);
+                (status, allow, body, "application/json")
+            }
+        };
+        let mut headers = vec![("Content-Type", content_type)];
         if let Some(allow) = allow {
             headers.push(("Allow", allow));
         }

@@ -51,8 +51,13 @@ pub struct VmmArgs {
     /// first NIC; sets the instance id and type unless given.
     #[arg(long, value_name = "FILE.json")]
     pub metadata: Option<PathBuf>,
-    /// A disk, in order: PATH[,ro][,serial=ID]. Repeatable.
-    #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID]")]
+    /// A disk, in order: PATH[,ro][,serial=ID][,id=NAME] and optional EBS
+    /// limits type=gp2|gp3|io1|io2|st1|sc1|standard,size_gib=N[,iops=N]
+    /// [,throughput_mibps=N]. Repeatable.
+    #[arg(
+        long = "disk",
+        value_name = "PATH[,ro][,serial=ID][,id=NAME][,type=T,size_gib=N,...]"
+    )]
     pub disks: Vec<String>,
     #[arg(long)]
     pub vcpus: Option<u8>,
@@ -186,7 +191,7 @@ impl VmmArgs {
     }
 }
 
-/// PATH[,ro][,serial=ID]
+/// PATH[,ro][,serial=ID][,id=NAME][,type=T,size_gib=N[,iops=N][,throughput_mibps=N]]
 fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
     let mut parts = spec.split(',');
     let path = parts
@@ -195,19 +200,39 @@ fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
         .ok_or_else(|| ConfigError::Flag(format!("--disk {spec:?}: the path comes first")))?;
     let mut disk = DiskConfig {
         path: PathBuf::from(path),
-        read_only: false,
-        serial: None,
+        ..DiskConfig::default()
     };
+    // The limits, as the JSON config spells them, built from key=value.
+    let mut limits = serde_json::Map::new();
     for option in parts {
         match option.split_once('=') {
             None if option == "ro" => disk.read_only = true,
             Some(("serial", id)) => disk.serial = Some(id.to_string()),
+            Some(("id", id)) => disk.id = Some(id.to_string()),
+            Some(("type", t)) => {
+                limits.insert("volume_type".into(), t.into());
+            }
+            Some((key @ ("size_gib" | "iops" | "throughput_mibps"), n)) => {
+                let n: u64 = n.parse().map_err(|_| {
+                    ConfigError::Flag(format!("--disk {spec:?}: {key} wants a number, got {n:?}"))
+                })?;
+                limits.insert(key.into(), n.into());
+            }
             _ => {
                 return Err(ConfigError::Flag(format!(
-                    "--disk {spec:?}: unknown option {option:?} (ro, serial=ID)"
+                    "--disk {spec:?}: unknown option {option:?} (ro, serial=ID, id=NAME, \
+                     type=gp2|gp3|io1|io2|st1|sc1|standard, size_gib=N, iops=N, throughput_mibps=N)"
                 )));
             }
         }
+    }
+    if !limits.is_empty() {
+        let limits = serde_json::from_value(limits.into()).map_err(|e| {
+            ConfigError::Flag(format!(
+                "--disk {spec:?}: limits: {e} (give type= and size_gib=)"
+            ))
+        })?;
+        disk.limits = Some(limits);
     }
     Ok(disk)
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{ConfigError, DiskConfig, check_file};
+use crate::vmm::devices::virtio::block::throttle::Limits;
 
 /// SeaBIOS from Debian's `seabios` package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/share/seabios/bios-256k.bin";
@@ -76,6 +77,12 @@ pub struct ImageConfig {
     pub firmware: PathBuf,
     /// The root volume's id, shown as the disk serial.
     pub serial: Option<String>,
+    /// The root disk's name on the control socket (see DiskConfig::id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The root volume's EBS limits (see DiskConfig::limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 fn default_firmware() -> PathBuf {
@@ -89,6 +96,8 @@ impl ImageConfig {
             boot_mode: BootMode::default(),
             firmware: default_firmware(),
             serial: None,
+            id: None,
+            limits: None,
         }
     }
 
@@ -98,6 +107,8 @@ impl ImageConfig {
             path: self.path.clone(),
             read_only: false,
             serial: self.serial.clone(),
+            id: self.id.clone(),
+            limits: self.limits,
         }
     }
 

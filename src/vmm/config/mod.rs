@@ -10,6 +10,7 @@ pub use flags::VmmArgs;
 pub use image::{BootMode, Identity, ImageConfig};
 pub use net::{MAX_NICS, NIC_SLOT_FIRST, NetConfig};
 
+use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
 use crate::vmm::imds::MetadataConfig;
 
 use std::fs;
@@ -74,7 +75,7 @@ pub struct KernelConfig {
     pub cmdline: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DiskConfig {
     pub path: PathBuf,
@@ -82,6 +83,35 @@ pub struct DiskConfig {
     pub read_only: bool,
     /// The disk's serial (virtio-blk ID): the volume id on Flint.
     pub serial: Option<String>,
+    /// The name the control socket knows the disk by (/vm/disks/{id}).
+    /// Default: the serial, else disk<N> (N = its place, the boot disk 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// EBS volume-type performance limits; None: as fast as the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// Longest disk id: ids go into URL paths and metric labels.
+pub const MAX_DISK_ID_LEN: usize = 64;
+
+impl DiskConfig {
+    /// The control socket's name for the disk at place `index`.
+    pub fn volume_id(&self, index: usize) -> String {
+        self.id
+            .clone()
+            .or_else(|| self.serial.clone())
+            .unwrap_or_else(|| format!("disk{index}"))
+    }
+}
+
+/// Ids are [A-Za-z0-9._-]: safe in a URL path and a Prometheus label.
+fn valid_disk_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_DISK_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -162,6 +192,14 @@ pub enum ConfigError {
     Serial(String),
     #[error("disk {0} is given twice")]
     DuplicateDisk(PathBuf),
+    #[error(
+        "disk id {0:?} must be 1 to {MAX_DISK_ID_LEN} characters of letters, digits, '.', '_' and '-'"
+    )]
+    DiskId(String),
+    #[error("disk id {0:?} is used twice")]
+    DuplicateDiskId(String),
+    #[error("disk {path}: limits: {source}")]
+    Limits { path: PathBuf, source: LimitsError },
     #[error("bad flag value: {0}")]
     Flag(String),
     #[error("console file {0} is a directory")]
@@ -222,7 +260,22 @@ impl VmConfig {
             return Err(ConfigError::TooManyDisks(disks.len()));
         }
         let mut seen = Vec::new();
-        for disk in &disks {
+        let mut ids = Vec::new();
+        for (index, disk) in disks.iter().enumerate() {
+            let id = disk.volume_id(index);
+            if !valid_disk_id(&id) {
+                return Err(ConfigError::DiskId(id));
+            }
+            if ids.contains(&id) {
+                return Err(ConfigError::DuplicateDiskId(id));
+            }
+            ids.push(id);
+            if let Some(limits) = &disk.limits {
+                limits.validate().map_err(|source| ConfigError::Limits {
+                    path: disk.path.clone(),
+                    source,
+                })?;
+            }
             check_file("disk", &disk.path, !disk.read_only)?;
             let canonical = fs::canonicalize(&disk.path).unwrap_or(disk.path.clone());
             if seen.contains(&canonical) {

@@ -89,6 +89,7 @@ fn bad_configs_are_clear_errors() {
                 path: "/nonexistent.img".into(),
                 read_only: false,
                 serial: None,
+                ..DiskConfig::default()
             })
         },
         "disk /nonexistent.img",
@@ -100,6 +101,7 @@ fn bad_configs_are_clear_errors() {
                 path: disk.clone(),
                 read_only: true,
                 serial: Some("x".repeat(21)),
+                ..DiskConfig::default()
             })
         },
         "serial",
@@ -110,6 +112,7 @@ fn bad_configs_are_clear_errors() {
                 path: disk.clone(),
                 read_only: true,
                 serial: None,
+                ..DiskConfig::default()
             };
             c.disks.push(d.clone());
             c.disks.push(d);

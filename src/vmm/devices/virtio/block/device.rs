@@ -9,7 +9,9 @@
 //! removes stale ones).
 //!
 //! Event ids (the `data` of each registered fd): 0 = ctrl, and for queue
-//! i: 1 + 2i = io_uring completions, 2 + 2i = guest notification.
+//! i: 1 + 2i = io_uring completions, 2 + 2i = guest notification; from
+//! EVENT_LIMITS up: the volume's limits changed, then queue i's throttle
+//! timer at EVENT_LIMITS + 1 + i.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
@@ -28,9 +30,9 @@ use virtio_bindings::virtio_blk::{
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::ConfigSpace;
-use super::engine::EngineError;
-use super::queue::{Disk, QueueHandler};
+use super::queue::{Disk, QueueError, QueueHandler};
 use super::request::DiskLimits;
+use super::volume::{Volume, VolumeError};
 use super::{BlockConfig, BlockMetrics, NUM_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_BLOCK,
@@ -39,6 +41,11 @@ use crate::vmm::devices::virtio::{
 use crate::vmm::memory::GuestMemoryMmap;
 
 const EVENT_CTRL: u32 = 0;
+const EVENT_LIMITS: u32 = 0x8000_0000;
+
+fn timer_event(queue: usize) -> u32 {
+    EVENT_LIMITS + 1 + queue as u32
+}
 
 fn completion_event(queue: usize) -> u32 {
     1 + 2 * queue as u32
@@ -64,10 +71,12 @@ pub enum BlockError {
     SerialTooLong(String),
     #[error("disk serial {0:?} contains a NUL byte")]
     SerialHasNul(String),
-    #[error("virtio-blk I/O engine: {0}")]
-    Engine(#[from] EngineError),
+    #[error("virtio-blk queue set-up: {0}")]
+    Queue(#[from] QueueError),
     #[error("virtio-blk eventfd: {0}")]
     EventFd(io::Error),
+    #[error("virtio-blk volume: {0}")]
+    Volume(#[from] VolumeError),
 }
 
 pub struct Block {
@@ -80,6 +89,7 @@ pub struct Block {
     handlers: Vec<QueueHandler>,
     ctrl_evt: EventFd,
     metrics: Arc<BlockMetrics>,
+    volume: Arc<Volume>,
     active: bool,
     /// The active queues' notify fds are in the event loop.
     registered: bool,
@@ -108,14 +118,22 @@ impl Block {
             id,
             zero_range_unsupported: AtomicBool::new(false),
         });
-        let metrics = Arc::new(BlockMetrics::default());
+        let volume = match cfg.volume {
+            Some(v) => v,
+            None => {
+                let name = cfg.serial.clone();
+                Volume::new(name.unwrap_or_else(|| cfg.path.display().to_string()), None)?
+            }
+        };
+        volume.set_size_bytes(capacity << SECTOR_SHIFT);
+        let metrics = volume.counters().clone();
         let handlers = (0..NUM_QUEUES)
             .map(|i| {
                 QueueHandler::new(
                     i as u16,
                     u32::from(QUEUE_SIZE),
                     disk.clone(),
-                    metrics.clone(),
+                    volume.clone(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -143,6 +161,7 @@ impl Block {
             handlers,
             ctrl_evt: EventFd::new(EFD_NONBLOCK).map_err(BlockError::EventFd)?,
             metrics,
+            volume,
             active: false,
             registered: false,
             stale: Vec::new(),
@@ -166,6 +185,11 @@ impl Block {
     /// Counters, shareable with the API thread.
     pub fn metrics(&self) -> Arc<BlockMetrics> {
         self.metrics.clone()
+    }
+
+    /// The volume: id, EBS-named metrics, live limits.
+    pub fn volume(&self) -> &Arc<Volume> {
+        &self.volume
     }
 
     pub fn acked_features(&self) -> u64 {
@@ -369,9 +393,13 @@ impl MutEventSubscriber for Block {
         let mut ok = ops
             .add(Events::with_data(&self.ctrl_evt, EVENT_CTRL, EventSet::IN))
             .is_ok();
+        let limits = Events::with_data(self.volume.limits_changed(), EVENT_LIMITS, EventSet::IN);
+        ok &= ops.add(limits).is_ok();
         for (i, h) in self.handlers.iter().enumerate() {
             let ev = Events::with_data(h.completion_fd(), completion_event(i), EventSet::IN);
             ok &= ops.add(ev).is_ok();
+            let timer = Events::with_data(h.timer(), timer_event(i), EventSet::IN);
+            ok &= ops.add(timer).is_ok();
         }
         if !ok {
             eprintln!(
@@ -387,6 +415,19 @@ impl MutEventSubscriber for Block {
         let data = events.data();
         if data == EVENT_CTRL {
             self.on_ctrl(ops);
+            return;
+        }
+        if data == EVENT_LIMITS {
+            let _ = self.volume.limits_changed().read();
+            for h in &mut self.handlers {
+                h.handle_limits_changed();
+            }
+            return;
+        }
+        if data > EVENT_LIMITS {
+            if let Some(h) = self.handlers.get_mut((data - EVENT_LIMITS - 1) as usize) {
+                h.handle_timer();
+            }
             return;
         }
         let queue = ((data - 1) / 2) as usize;

@@ -9,6 +9,10 @@
 //! - `queue`   — one request queue: pre-allocated request slots, avail-ring
 //!   processing, submission, completion and used-ring/interrupt handling.
 //! - `device`  — `Block`: the `VirtioDevice` and event-loop subscriber.
+//! - `throttle` — EBS volume-type limits (pure logic on an injected clock).
+//! - `volume`  — `Volume`: a disk's id, counters and limits, shared with
+//!   the control socket and kept across boots.
+//! - `timer`   — the timerfd a throttled queue waits on.
 //!
 //! Multi-queue (VIRTIO_BLK_F_MQ, one queue per vCPU) is a matter of creating
 //! more `queue::QueueHandler`s: each owns its ring and slots, and the event
@@ -17,9 +21,12 @@
 mod config;
 mod device;
 mod engine;
+mod gate;
 mod queue;
-pub mod throttle;
 mod request;
+pub mod throttle;
+mod timer;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Used by the VMM core once it wires disks up.
 #[allow(unused_imports)]
 pub use device::{Block, BlockError};
+pub use volume::{DiskInfo, Volume, VolumeMetrics};
 
 /// The unit of capacity and of the request `sector` field, whatever the
 /// block size (virtio 1.2, 5.2.6).
@@ -57,6 +65,10 @@ pub struct BlockConfig {
     /// Returned by VIRTIO_BLK_T_GET_ID (EBS volume id, e.g. "vol-0123..."):
     /// at most 20 bytes, shows up as /dev/disk/by-id/virtio-<serial>.
     pub serial: Option<String>,
+    /// Its counters and limits, kept across boots and shared with the
+    /// control socket. None: a fresh, unthrottled one named after the
+    /// serial (or the path).
+    pub volume: Option<std::sync::Arc<Volume>>,
 }
 
 /// Per-device counters, readable from any thread while the device runs.
@@ -80,7 +92,22 @@ pub struct BlockMetrics {
     pub invalid_requests: AtomicU64,
     /// Times the host I/O engine reported back-pressure (ring full/busy).
     pub engine_busy: AtomicU64,
+    /// Summed latency of completed reads / writes (ns).
+    pub read_time_ns: AtomicU64,
+    pub write_time_ns: AtomicU64,
+    /// Requests taken from the avail ring and not yet completed (a gauge).
+    pub queue_length: AtomicU64,
+    /// Requests the volume's limits held back, and their bytes.
+    pub throttled_ops: AtomicU64,
+    pub throttled_bytes: AtomicU64,
+    /// Idle time in one word, so a reader on another thread never sees
+    /// half an update: while busy, the idle nanoseconds so far; while
+    /// idle, IDLE_FLAG | (the time idleness began - the idle time before
+    /// it), so that idle time = now - that.
+    idle: AtomicU64,
 }
+
+const IDLE_FLAG: u64 = 1 << 63;
 
 /// A plain copy of the counters, for reporting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,5 +147,42 @@ impl BlockMetrics {
 
     pub(crate) fn inc(counter: &AtomicU64, by: u64) {
         counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Marks the volume idle from `now` with no idle time yet.
+    pub(crate) fn set_idle_since(&self, now: u64) {
+        self.idle
+            .store(IDLE_FLAG | (now & !IDLE_FLAG), Ordering::Relaxed);
+    }
+
+    /// Seconds of idleness up to `now`, in ns.
+    pub fn idle_ns(&self, now: u64) -> u64 {
+        let v = self.idle.load(Ordering::Relaxed);
+        if v & IDLE_FLAG != 0 {
+            now.saturating_sub(v & !IDLE_FLAG)
+        } else {
+            v
+        }
+    }
+
+    /// Publishes the number of requests in flight (only the thread that
+    /// runs the queue calls this) and moves the idle clock when the volume
+    /// goes idle or busy.
+    pub(crate) fn set_queue_length(&self, n: u64, now: u64) {
+        let was = self.queue_length.load(Ordering::Relaxed);
+        if was == n {
+            return;
+        }
+        self.queue_length.store(n, Ordering::Relaxed);
+        let idle = self.idle.load(Ordering::Relaxed);
+        if n == 0 && idle & IDLE_FLAG == 0 {
+            // Busy -> idle: remember when, less the idle time so far.
+            let base = now.saturating_sub(idle) & !IDLE_FLAG;
+            self.idle.store(IDLE_FLAG | base, Ordering::Relaxed);
+        } else if n > 0 && idle & IDLE_FLAG != 0 {
+            // Idle -> busy: freeze the total.
+            let total = now.saturating_sub(idle & !IDLE_FLAG);
+            self.idle.store(total, Ordering::Relaxed);
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! by the queue size and the hot path does not allocate. A slot moves
 //! free -> (parsed) -> pending (waiting for room in the ring) -> in flight
 //! -> completed -> free. Short transfers and transient errors send a slot
-//! back to pending; nothing is ever dropped.
+//! back to pending; nothing is ever dropped. With volume limits, a parsed
+//! request the throttle refuses is held (see `gate`) before it goes pending.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -22,7 +23,9 @@ use vm_memory::Bytes;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::engine::{Engine, EngineError, Submitted};
+use super::gate::{self, Gate};
 use super::request::{DiskLimits, Range, Request, RequestType};
+use super::volume::Volume;
 use super::{BlockMetrics, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::VirtioInterrupt;
 use crate::vmm::memory::GuestMemoryMmap;
@@ -50,6 +53,8 @@ pub enum QueueError {
     Engine(#[from] EngineError),
     #[error("queue is not active")]
     Inactive,
+    #[error("throttle timer: {0}")]
+    Timer(std::io::Error),
 }
 
 /// The status byte of a slot whose operations have all completed.
@@ -83,6 +88,8 @@ struct Slot {
     failed: bool,
     /// In the pending FIFO.
     queued: bool,
+    /// When it left the avail ring (the volume's clock, ns).
+    started: u64,
 }
 
 impl Slot {
@@ -97,6 +104,7 @@ impl Slot {
             retries: 0,
             failed: false,
             queued: false,
+            started: 0,
         }
     }
 
@@ -146,6 +154,9 @@ struct ActiveQueue {
     pending: VecDeque<u16>,
     /// Stopped taking chains because every slot was busy.
     throttled: bool,
+    /// A parsed request the volume's limits hold back: the queue takes
+    /// nothing more until it has gone.
+    held: Option<u16>,
 }
 
 pub struct QueueHandler {
@@ -153,6 +164,8 @@ pub struct QueueHandler {
     engine: Engine,
     disk: Arc<Disk>,
     metrics: Arc<BlockMetrics>,
+    volume: Arc<Volume>,
+    gate: Gate,
     active: Option<ActiveQueue>,
     broken: bool,
 }
@@ -162,16 +175,34 @@ impl QueueHandler {
         index: u16,
         ring_entries: u32,
         disk: Arc<Disk>,
-        metrics: Arc<BlockMetrics>,
-    ) -> Result<Self, EngineError> {
+        volume: Arc<Volume>,
+    ) -> Result<Self, QueueError> {
         Ok(QueueHandler {
             index,
             engine: Engine::new(ring_entries)?,
             disk,
-            metrics,
+            metrics: volume.counters().clone(),
+            gate: Gate::new(&volume).map_err(QueueError::Timer)?,
+            volume,
             active: None,
             broken: false,
         })
+    }
+
+    pub fn timer(&self) -> &super::timer::ThrottleTimer {
+        self.gate.timer()
+    }
+
+    /// The throttle's timer fired: a held request may go.
+    pub fn handle_timer(&mut self) {
+        self.gate.on_timer();
+        self.process_queue();
+    }
+
+    /// The volume's limits changed.
+    pub fn handle_limits_changed(&mut self) {
+        self.gate.on_limits_changed(&self.volume);
+        self.process_queue();
     }
 
     pub fn completion_fd(&self) -> &EventFd {
@@ -208,6 +239,7 @@ impl QueueHandler {
             free: (0..size).rev().collect(),
             pending: VecDeque::with_capacity(usize::from(size)),
             throttled: false,
+            held: None,
         });
         self.broken = false;
         Ok(())
@@ -232,6 +264,9 @@ impl QueueHandler {
             std::mem::forget(mem);
             std::mem::forget(slots);
         }
+        // A held request goes with the queue (the driver is resetting it).
+        self.gate.reset();
+        self.metrics.set_queue_length(0, self.volume.now_ns());
         self.broken = false;
         Some((notify, notify_watch))
     }
@@ -253,8 +288,10 @@ impl QueueHandler {
             while self.engine.pop().is_some() {}
             return;
         }
-        let result = self.complete_and_continue();
+        let now = self.volume.now_ns();
+        let result = self.complete_and_continue(now);
         self.check(result);
+        self.publish_queue_length(now);
     }
 
     /// Takes new chains from the avail ring and submits them.
@@ -262,14 +299,25 @@ impl QueueHandler {
         if self.active.is_none() || self.broken {
             return;
         }
-        let result = self.take_chains().and_then(|used| {
-            let used2 = self.submit_pending()?;
+        // One clock reading per wakeup: latency and throttling are
+        // measured per batch, not per request.
+        let now = self.volume.now_ns();
+        let result = self.take_chains(now).and_then(|used| {
+            let used2 = self.submit_pending(now)?;
             if used || used2 {
                 self.signal_used()?;
             }
             Ok(())
         });
         self.check(result);
+        self.publish_queue_length(now);
+    }
+
+    fn publish_queue_length(&self, now: u64) {
+        if let Some(aq) = &self.active {
+            let in_flight = aq.slots.len() - aq.free.len();
+            self.metrics.set_queue_length(in_flight as u64, now);
+        }
     }
 
     fn check(&mut self, result: Result<(), QueueError>) {
@@ -285,10 +333,26 @@ impl QueueHandler {
 
     /// Pops avail chains into free slots. Returns whether any chain was
     /// completed right away (errors, GET_ID, empty transfers).
-    fn take_chains(&mut self) -> Result<bool, QueueError> {
+    fn take_chains(&mut self, now: u64) -> Result<bool, QueueError> {
         let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
         let mut used = false;
         aq.throttled = false;
+        // Without limits: no lock, and `admit` below is one branch.
+        let mut throttle = self.gate.lock(&self.volume);
+        if let Some(idx) = aq.held {
+            if self.gate.waiting() {
+                return Ok(false);
+            }
+            let req = &aq.slots[usize::from(idx)].req;
+            if let Some(wait) =
+                gate::admit(throttle.as_deref_mut().and_then(Option::as_mut), req, now)
+            {
+                self.gate.wait(wait).map_err(QueueError::Timer)?;
+                return Ok(false);
+            }
+            aq.held = None;
+            used |= dispatch(aq, idx, &self.disk, &self.metrics, now)?;
+        }
         // EVENT_IDX-safe loop: suppress notifications while draining, then
         // re-enable and look again so a chain added in between is not
         // missed (enable_notification returns true if there is one).
@@ -308,22 +372,25 @@ impl QueueHandler {
                 aq.free.pop();
                 let slot = &mut aq.slots[usize::from(idx)];
                 slot.clear_progress();
+                slot.started = now;
                 match slot.req.parse(chain, &aq.mem, self.disk.limits) {
-                    Ok(()) => match start(slot, &aq.mem, &self.disk, &self.metrics) {
-                        Some(status) => {
-                            finish(aq, idx, status, &self.metrics)?;
-                            used = true;
+                    Ok(()) => {
+                        let limits = throttle.as_deref_mut().and_then(Option::as_mut);
+                        if let Some(wait) = gate::admit(limits, &slot.req, now) {
+                            BlockMetrics::inc(&self.metrics.throttled_ops, 1);
+                            BlockMetrics::inc(&self.metrics.throttled_bytes, slot.req.data_len);
+                            aq.held = Some(idx);
+                            self.gate.wait(wait).map_err(QueueError::Timer)?;
+                            // Notifications stay off: the timer resumes us.
+                            break 'outer;
                         }
-                        None => {
-                            slot.queued = true;
-                            aq.pending.push_back(idx);
-                        }
-                    },
+                        used |= dispatch(aq, idx, &self.disk, &self.metrics, now)?;
+                    }
                     Err(e) => {
                         if e.is_guest_bug() {
                             BlockMetrics::inc(&self.metrics.invalid_requests, 1);
                         }
-                        finish(aq, idx, e.status(), &self.metrics)?;
+                        finish(aq, idx, e.status(), &self.metrics, now)?;
                         used = true;
                     }
                 }
@@ -338,7 +405,7 @@ impl QueueHandler {
     /// Pushes pending slots' operations to the engine (as many as fit) and
     /// submits them with one io_uring_enter. Returns whether a slot was
     /// completed on the way.
-    fn submit_pending(&mut self) -> Result<bool, QueueError> {
+    fn submit_pending(&mut self, now: u64) -> Result<bool, QueueError> {
         let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
         let fd = self.disk.file.as_raw_fd();
         let mut used = false;
@@ -353,7 +420,7 @@ impl QueueHandler {
             if slot.ops == 0 {
                 // Nothing was left to push (a failed multi-range request).
                 let status = slot_status(slot);
-                finish(aq, idx, status, &self.metrics)?;
+                finish(aq, idx, status, &self.metrics, now)?;
                 used = true;
             }
         }
@@ -365,7 +432,7 @@ impl QueueHandler {
 
     /// Reaps completions, resubmits what needs it, takes more chains if we
     /// had run out of slots, and interrupts the guest if needed.
-    fn complete_and_continue(&mut self) -> Result<(), QueueError> {
+    fn complete_and_continue(&mut self, now: u64) -> Result<(), QueueError> {
         let mut used = false;
         while let Some((ud, res)) = self.engine.pop() {
             let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
@@ -386,14 +453,14 @@ impl QueueHandler {
             }
             if slot.ops == 0 && !slot.queued {
                 let status = slot_status(slot);
-                finish(aq, idx, status, &self.metrics)?;
+                finish(aq, idx, status, &self.metrics, now)?;
                 used = true;
             }
         }
         if self.active.as_ref().is_some_and(|a| a.throttled) {
-            used |= self.take_chains()?;
+            used |= self.take_chains(now)?;
         }
-        used |= self.submit_pending()?;
+        used |= self.submit_pending(now)?;
         if used {
             self.signal_used()?;
         }
@@ -602,6 +669,29 @@ fn on_result(slot: &mut Slot, res: i32, range: usize, zero_range: bool, disk: &D
     false
 }
 
+/// Hands a parsed (and admitted) request on: completed at once, or queued
+/// for the engine. Returns whether it completed.
+fn dispatch(
+    aq: &mut ActiveQueue,
+    idx: u16,
+    disk: &Disk,
+    metrics: &BlockMetrics,
+    now: u64,
+) -> Result<bool, QueueError> {
+    let slot = &mut aq.slots[usize::from(idx)];
+    match start(slot, &aq.mem, disk, metrics) {
+        Some(status) => {
+            finish(aq, idx, status, metrics, now)?;
+            Ok(true)
+        }
+        None => {
+            slot.queued = true;
+            aq.pending.push_back(idx);
+            Ok(false)
+        }
+    }
+}
+
 /// Writes the status byte, returns the chain to the guest and frees the
 /// slot. Without a usable status byte the chain goes back with length 0.
 fn finish(
@@ -609,6 +699,7 @@ fn finish(
     idx: u16,
     status: u8,
     metrics: &BlockMetrics,
+    now: u64,
 ) -> Result<(), QueueError> {
     aq.free.push(idx);
     let slot = &aq.slots[usize::from(idx)];
@@ -628,7 +719,13 @@ fn finish(
         }
     };
     if written {
-        count(metrics, req, slot.done, status);
+        count(
+            metrics,
+            req,
+            slot.done,
+            status,
+            now.saturating_sub(slot.started),
+        );
     } else {
         BlockMetrics::inc(&metrics.invalid_requests, 1);
     }
@@ -641,7 +738,7 @@ fn finish(
     }
 }
 
-fn count(m: &BlockMetrics, req: &Request, done: u64, status: u8) {
+fn count(m: &BlockMetrics, req: &Request, done: u64, status: u8, latency_ns: u64) {
     if status == VIRTIO_BLK_S_IOERR as u8 {
         BlockMetrics::inc(&m.io_errors, 1);
         return;
@@ -654,10 +751,12 @@ fn count(m: &BlockMetrics, req: &Request, done: u64, status: u8) {
         RequestType::In => {
             BlockMetrics::inc(&m.read_ops, 1);
             BlockMetrics::inc(&m.read_bytes, done);
+            BlockMetrics::inc(&m.read_time_ns, latency_ns);
         }
         RequestType::Out => {
             BlockMetrics::inc(&m.write_ops, 1);
             BlockMetrics::inc(&m.write_bytes, req.data_len);
+            BlockMetrics::inc(&m.write_time_ns, latency_ns);
         }
         RequestType::Flush => BlockMetrics::inc(&m.flush_ops, 1),
         RequestType::Discard => BlockMetrics::inc(&m.discard_ops, 1),

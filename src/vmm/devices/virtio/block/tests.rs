@@ -27,6 +27,8 @@ use crate::vmm::devices::virtio::{
 };
 use crate::vmm::memory::GuestMemoryMmap;
 
+mod throttled;
+
 const W: u16 = VRING_DESC_F_WRITE as u16;
 const R: u16 = 0;
 const OK: u8 = VIRTIO_BLK_S_OK as u8;
@@ -107,6 +109,7 @@ fn cfg(img: &TempImage) -> BlockConfig {
         path: img.0.clone(),
         read_only: false,
         serial: Some("vol-0123456789abcdef".into()),
+        volume: None,
     }
 }
 

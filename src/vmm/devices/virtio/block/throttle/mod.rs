@@ -11,11 +11,11 @@
 //! `Option` and does nothing else.
 
 mod bucket;
-mod limiter;
-mod model;
+pub mod limiter;
+pub mod model;
 
 #[cfg(test)]
 mod tests;
 
-pub use limiter::{Cost, Throttle, WINDOW_MS};
-pub use model::{GIB, KIB, Limits, LimitsError, MIB, Performance, VolumeType};
+pub use limiter::Throttle;
+pub use model::{Limits, LimitsError};

@@ -134,7 +134,11 @@ pub enum LimitsError {
     #[error(
         "a gp3 volume with {iops} iops takes at most {max} throughput_mibps (0.25 MiB/s per IOPS), got {throughput}"
     )]
-    ThroughputPerIops { throughput: u64, iops: u64, max: u64 },
+    ThroughputPerIops {
+        throughput: u64,
+        iops: u64,
+        max: u64,
+    },
 }
 
 /// A burst bucket: capacity, how fast it refills, what it starts with.
@@ -308,7 +312,13 @@ impl Limits {
 
 /// st1/sc1: per-TiB baseline and burst throughput (MiB/s), capped; a
 /// bucket of 1 TiB of credits per TiB, full at creation.
-fn hdd(size_gib: u64, base_per_tib: u64, burst_per_tib: u64, cap_mibps: u64, iops: u64) -> Performance {
+fn hdd(
+    size_gib: u64,
+    base_per_tib: u64,
+    burst_per_tib: u64,
+    cap_mibps: u64,
+    iops: u64,
+) -> Performance {
     // MiB/s per TiB * GiB / 1024 = (per_tib * GiB) KiB/s.
     let per_tib = |mibps: u64| (mibps * size_gib * KIB).min(cap_mibps * MIB);
     Performance {

@@ -2,7 +2,8 @@
 //! simulated clock: a greedy client that sends the next request the moment
 //! the throttle lets it, so what it achieves is exactly the limit.
 
-use super::*;
+use super::limiter::{Cost, Throttle};
+use super::model::*;
 
 const S: u64 = 1_000_000_000;
 
@@ -101,7 +102,10 @@ fn gp3_iops_and_throughput_ranges() {
         Err(LimitsError::IopsRange { max: 16_000, .. })
     ));
     assert_eq!(ok(None, Some(124)), Err(LimitsError::ThroughputRange(124)));
-    assert_eq!(ok(None, Some(1_001)), Err(LimitsError::ThroughputRange(1_001)));
+    assert_eq!(
+        ok(None, Some(1_001)),
+        Err(LimitsError::ThroughputRange(1_001))
+    );
     // 0.25 MiB/s per IOPS: 3,000 IOPS allow 750 MiB/s.
     assert!(ok(None, Some(750)).is_ok());
     assert_eq!(
@@ -160,10 +164,7 @@ fn provisioned_iops_rules() {
         VolumeType::Sc1,
         VolumeType::Standard,
     ] {
-        assert_eq!(
-            v(t, 500, Some(1_000)),
-            Err(LimitsError::IopsNotAllowed(t))
-        );
+        assert_eq!(v(t, 500, Some(1_000)), Err(LimitsError::IopsNotAllowed(t)));
     }
     for t in [VolumeType::Gp2, VolumeType::Io1, VolumeType::St1] {
         let iops = (t == VolumeType::Io1).then_some(1_000);
@@ -186,7 +187,10 @@ fn limits_json_and_errors_read_well() {
     let e = serde_json::from_str::<Limits>(r#"{"volume_type":"gp4","size_gib":1}"#)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("unknown variant `gp4`") && e.contains("gp3"), "{e}");
+    assert!(
+        e.contains("unknown variant `gp4`") && e.contains("gp3"),
+        "{e}"
+    );
     let e = serde_json::from_str::<Limits>(r#"{"volume_type":"gp3","size_gib":1,"burst":1}"#)
         .unwrap_err()
         .to_string();
@@ -309,9 +313,21 @@ fn large_ios_count_as_several_operations() {
     let mut t = Throttle::new(l, 0).unwrap();
     let mut now = 0;
     drive(&mut t, &mut now, 4 * KIB, 1, 1); // empty the windows
-    assert_near(drive(&mut t, &mut now, MIB + 512, 10, 1) as f64, 2_000.0, 0.01);
-    assert_near(drive(&mut t, &mut now, 4 * KIB, 10, 1) as f64, 10_000.0, 0.01);
-    assert_near(drive(&mut t, &mut now, 256 * KIB, 10, 1) as f64, 10_000.0, 0.01);
+    assert_near(
+        drive(&mut t, &mut now, MIB + 512, 10, 1) as f64,
+        2_000.0,
+        0.01,
+    );
+    assert_near(
+        drive(&mut t, &mut now, 4 * KIB, 10, 1) as f64,
+        10_000.0,
+        0.01,
+    );
+    assert_near(
+        drive(&mut t, &mut now, 256 * KIB, 10, 1) as f64,
+        10_000.0,
+        0.01,
+    );
 }
 
 #[test]
@@ -347,7 +363,11 @@ fn gp2_credits_refill_at_the_baseline() {
     assert_eq!(t.burst_balance(start + 30_000 * S), Some(100.0));
     // Full again: it bursts again.
     now = start + 30_000 * S;
-    assert_near(drive(&mut t, &mut now, 4 * KIB, 10, 1) as f64, 30_000.0, 0.02);
+    assert_near(
+        drive(&mut t, &mut now, 4 * KIB, 10, 1) as f64,
+        30_000.0,
+        0.02,
+    );
 }
 
 #[test]
@@ -377,8 +397,16 @@ fn sc1_and_standard_limits() {
     let mut t = Throttle::new(limits(VolumeType::Standard, 100, None, None), 0).unwrap();
     let mut now = 0;
     // 200 IOPS while the 30,000 credits last (net 100/s: 300 s), then 100.
-    assert_near(drive(&mut t, &mut now, 4 * KIB, 300, 1) as f64, 60_000.0, 0.01);
-    assert_near(drive(&mut t, &mut now, 4 * KIB, 100, 1) as f64, 10_000.0, 0.01);
+    assert_near(
+        drive(&mut t, &mut now, 4 * KIB, 300, 1) as f64,
+        60_000.0,
+        0.01,
+    );
+    assert_near(
+        drive(&mut t, &mut now, 4 * KIB, 100, 1) as f64,
+        10_000.0,
+        0.01,
+    );
     assert_eq!(t.burst_balance(now), None);
 }
 
@@ -432,7 +460,11 @@ fn limits_changed_live_keep_the_credit_balance() {
     assert_eq!(g.burst_balance(now), None);
     let mut now2 = now;
     drive(&mut g, &mut now2, 4 * KIB, 1, 1);
-    assert_near(drive(&mut g, &mut now2, 4 * KIB, 10, 1) as f64, 30_000.0, 0.01);
+    assert_near(
+        drive(&mut g, &mut now2, 4 * KIB, 10, 1) as f64,
+        30_000.0,
+        0.01,
+    );
     // Back to gp2: nothing to carry, a new (full) bucket.
     let mut back = Throttle::replacing(gp2(100), Some(&mut g), now2).unwrap();
     assert_eq!(back.burst_balance(now2), Some(100.0));
