@@ -298,6 +298,11 @@ fn child_scenario() {
         let path = dir.as_ref().unwrap().join("api.sock");
         UnixListener::bind(&path).unwrap()
     });
+    if action == "serve" {
+        // Created by the main thread, used by the API thread.
+        let volume = crate::vmm::devices::virtio::block::Volume::new("vol-seccomp", Some(gp2()));
+        let _ = API_VOLUME.set(volume.unwrap());
+    }
     let worker = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
@@ -419,8 +424,23 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Serves one HTTP exchange as the API thread does (api::serve's calls).
+fn gp2() -> crate::vmm::devices::virtio::block::throttle::Limits {
+    serde_json::from_str(r#"{"volume_type":"gp2","size_gib":100}"#).unwrap()
+}
+
+/// The volume the API thread reads and changes in the serve scenario.
+static API_VOLUME: std::sync::OnceLock<Arc<crate::vmm::devices::virtio::block::Volume>> =
+    std::sync::OnceLock::new();
+
+/// Serves one HTTP exchange as the API thread does (api::serve's calls,
+/// with the volume endpoints' clock, lock and eventfd use).
 fn serve_one(listener: UnixListener) {
+    if let Some(volume) = API_VOLUME.get() {
+        assert_eq!(volume.metrics().burst_balance, Some(100.0));
+        volume.set_limits(None).unwrap();
+        volume.set_limits(Some(gp2())).unwrap();
+        serde_json::to_string(&volume.metrics()).unwrap();
+    }
     let (mut stream, _) = listener.accept().unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -570,6 +590,22 @@ fn boot_path(dir: &Path) {
     let mut timer = vmm_sys_util::timerfd::TimerFd::new().unwrap();
     timer.reset(Duration::from_millis(1), None).unwrap();
     assert!(timer.wait().is_ok());
+
+    // A block device on a throttled volume (its throttle timerfd, eventfds,
+    // io_uring), with the limits changed and the metrics read.
+    {
+        use crate::vmm::devices::virtio::block::{Block, BlockConfig, Volume};
+        let volume = Volume::new("vol-boot", Some(gp2())).unwrap();
+        let block = Block::new(BlockConfig {
+            path: disk_path.clone(),
+            volume: Some(volume.clone()),
+            ..BlockConfig::default()
+        })
+        .unwrap();
+        volume.set_limits(None).unwrap();
+        assert_eq!(volume.metrics().read_ops, 0);
+        drop(block);
+    }
 
     // The minimal guest, then a VM as instance::boot_and_run builds it.
     if !kvm_usable() {
