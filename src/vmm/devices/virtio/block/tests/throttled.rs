@@ -308,3 +308,50 @@ fn a_reset_drops_the_held_request_and_the_queue_works_again() {
     h2.block.handler(0).process_queue();
     settle(&mut h2, 10);
 }
+
+/// The whole device path, unthrottled and on a volume whose limits never
+/// bind (io2 at 256,000 IOPS), side by side in one run. Not pass/fail:
+/// `cargo test --release --bin flint bench_ -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark (prints per-request costs), not pass/fail: run with --release -- --ignored --nocapture"]
+fn bench_4k_reads_unthrottled_vs_limits_that_never_bind() {
+    let io2 = Limits {
+        volume_type: VolumeType::Io2,
+        size_gib: 1_000,
+        iops: Some(256_000),
+        throughput_mibps: None,
+    };
+    for round in 0..2 {
+        for (name, limits) in [("unthrottled", None), ("io2 256k IOPS", Some(io2))] {
+            let m = mem();
+            let img = TempImage::new(16 << 20);
+            let vol = Volume::new("vol-bench", limits).unwrap();
+            let mut h = Harness::with(&m, limited_cfg(&img, &vol), QSIZE, true);
+            const DEPTH: u64 = 64;
+            let buf = h.alloc(4096);
+            let reqs: Vec<(u64, u64)> = (0..DEPTH)
+                .map(|_| (h.header(VIRTIO_BLK_T_IN, 0), h.alloc(1)))
+                .collect();
+            let rounds = 300u64;
+            let start = Instant::now();
+            let mut total = 0u16;
+            for r in 0..rounds {
+                for (i, &(hd, st)) in reqs.iter().enumerate() {
+                    let sector = ((r * DEPTH + i as u64) * 8) % ((16 << 20) / 512 - 8);
+                    h.fill(hd + 8, &sector.to_le_bytes());
+                    h.chain(&[(hd, 16, R), (buf, 4096, W), (st, 1, W)]);
+                }
+                total = total.wrapping_add(DEPTH as u16);
+                h.run(total);
+            }
+            let n = rounds * DEPTH;
+            let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let metrics = vol.metrics();
+            eprintln!(
+                "round {round}: {name}: {n} 4 KiB reads, depth {DEPTH}: {us:.2} us/request, throttled {}",
+                metrics.throttled_ops
+            );
+            assert_eq!(metrics.read_ops, n);
+        }
+    }
+}
