@@ -156,3 +156,70 @@ fn bad_flags_and_files_are_clear_errors() {
             .contains("cannot read")
     );
 }
+
+#[test]
+fn disks_take_an_id_and_ebs_limits_from_flags_and_json() {
+    let kernel = temp_file("k5", b"kernel");
+    let d1 = temp_file("d5a", &[0; 1024]);
+    let d2 = temp_file("d5b", &[0; 1024]);
+    let mut a = args(&kernel);
+    a.disks = vec![
+        format!(
+            "{},id=data,type=gp3,size_gib=100,iops=6000,throughput_mibps=250",
+            d1.display()
+        ),
+        format!("{},serial=vol-2", d2.display()),
+    ];
+    let config = a.to_config().unwrap();
+    config.validate().unwrap();
+    let limits = config.disks[0].limits.unwrap();
+    assert_eq!(limits.size_gib, 100);
+    assert_eq!(
+        (limits.iops, limits.throughput_mibps),
+        (Some(6000), Some(250))
+    );
+    assert_eq!(config.disks[0].volume_id(0), "data");
+    // No id: the serial, else the place.
+    assert_eq!(config.disks[1].volume_id(1), "vol-2");
+    assert_eq!(DiskConfig::default().volume_id(3), "disk3");
+
+    let flag_error = |spec: String| {
+        let mut a = args(&kernel);
+        a.disks = vec![spec];
+        a.to_config().unwrap_err().to_string()
+    };
+    let e = flag_error(format!("{},type=gp3", d1.display()));
+    assert!(e.contains("size_gib"), "{e}");
+    let e = flag_error(format!("{},type=gp9,size_gib=1", d1.display()));
+    assert!(e.contains("unknown variant `gp9`"), "{e}");
+    let e = flag_error(format!("{},type=gp3,size_gib=many", d1.display()));
+    assert!(e.contains("size_gib wants a number"), "{e}");
+
+    let json = format!(
+        r#"{{"kernel": {{"path": "{}"}}, "disks": [
+            {{"path": "{}", "id": "a", "limits": {{"volume_type": "gp2", "size_gib": 8}}}},
+            {{"path": "{}", "limits": null}}]}}"#,
+        kernel.display(),
+        d1.display(),
+        d2.display()
+    );
+    let config = VmConfig::from_file(&temp_file("c5.json", json.as_bytes())).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.disks[0].limits.unwrap().size_gib, 8);
+    assert_eq!(config.disks[1].volume_id(1), "disk1");
+
+    let invalid = |edit: &dyn Fn(&mut VmConfig)| {
+        let mut c = config.clone();
+        edit(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    let e = invalid(&|c| c.disks[1].id = Some("a".into()));
+    assert!(e.contains("\"a\" is used twice"), "{e}");
+    let e = invalid(&|c| c.disks[1].id = Some("no/slash".into()));
+    assert!(e.contains("letters, digits"), "{e}");
+    let e = invalid(&|c| c.disks[0].limits.as_mut().unwrap().iops = Some(3000));
+    assert!(
+        e.contains("limits: iops cannot be set for a gp2 volume"),
+        "{e}"
+    );
+}
