@@ -1,0 +1,516 @@
+//! Disk hot-plug on a real KVM VM with the real device set: the guest's side
+//! (conf1 reads, the AML's PCIU/PCID reads and B0EJ write) is played through
+//! the same PIO bus a vCPU exit would reach.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use event_manager::{EventManager, SubscriberOps};
+
+use super::*;
+use crate::vmm::acpi::GPE_PCI_HOTPLUG;
+use crate::vmm::api::{self, ApiShared, VmStatus};
+use crate::vmm::config::DiskConfig;
+use crate::vmm::device_manager::{Devices, HostResources, Subscriber, slot_bar};
+use crate::vmm::layout::{PORT_GPE0, PORT_PCI_CONFIG_ADDRESS, PORT_PCI_HOTPLUG};
+use crate::vmm::memory;
+use crate::vmm::power::PowerControl;
+use crate::vmm::vm::Vm;
+
+fn scratch() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "flint-disks-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn image(dir: &Path, name: &str, len: u64) -> PathBuf {
+    let path = dir.join(name);
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(len).unwrap();
+    path
+}
+
+struct Rig {
+    devices: Devices,
+    events: EventManager<Subscriber>,
+    table: Arc<DiskTable>,
+    dir: PathBuf,
+    // Kept alive for the devices (they hold clones; the VM must outlive them).
+    _vm: Arc<Vm>,
+}
+
+fn config_with_disks(dir: &Path, disks: usize) -> VmConfig {
+    let mut config: VmConfig = serde_json::from_str("{}").unwrap();
+    config.memory_mib = 64;
+    config.console.file = Some(dir.join("console.log"));
+    for i in 0..disks {
+        let mut disk = DiskConfig::new(image(dir, &format!("boot{i}.img"), 1 << 20));
+        disk.serial = Some(format!("vol-boot{i}"));
+        config.disks.push(disk);
+    }
+    config
+}
+
+fn boot(config: &VmConfig, table: Arc<DiskTable>, dir: PathBuf) -> Rig {
+    let mem = memory::create_guest_memory(64 << 20).unwrap();
+    let vm = Arc::new(Vm::new(&mem).unwrap());
+    let power = PowerControl::new().unwrap();
+    let host = HostResources {
+        disks: Some(&table),
+        ..Default::default()
+    };
+    let mut devices = Devices::build(&vm, &mem, config, &power, host).unwrap();
+    let mut events = EventManager::new().unwrap();
+    for s in devices.subscribers.drain(..) {
+        events.add_subscriber(s);
+    }
+    devices.disks.register(&mut events);
+    Rig {
+        devices,
+        events,
+        table,
+        dir,
+        _vm: vm,
+    }
+}
+
+fn rig(boot_disks: usize) -> Rig {
+    let dir = scratch();
+    let config = config_with_disks(&dir, boot_disks);
+    let table = Arc::new(DiskTable::from_config(&config));
+    boot(&config, table, dir)
+}
+
+impl Rig {
+    fn run(&mut self, op: DiskOp) -> Result<DiskReply, DiskOpError> {
+        let r = self.devices.disks.execute(op, &mut self.events);
+        self.devices.disks.collect_ejected(&mut self.events);
+        r
+    }
+
+    fn attach(&mut self, id: &str) -> Result<DiskEntry, DiskOpError> {
+        let path = image(&self.dir, &format!("{id}.img"), 3 << 20);
+        match self.run(DiskOp::Attach(AttachRequest {
+            id: id.into(),
+            path,
+            read_only: false,
+            serial: Some(id.into()),
+            limits: None,
+        }))? {
+            DiskReply::Entry(e) => Ok(e),
+            other => panic!("attach answered {other:?}"),
+        }
+    }
+
+    fn pio_read32(&self, port: u16) -> u32 {
+        let mut b = [0u8; 4];
+        assert!(self.devices.pio.read(u64::from(port), &mut b));
+        u32::from_le_bytes(b)
+    }
+
+    fn pio_write32(&self, port: u16, value: u32) {
+        assert!(
+            self.devices
+                .pio
+                .write(u64::from(port), &value.to_le_bytes())
+        );
+    }
+
+    /// Vendor and device id in `slot`, as the guest's conf1 read sees them.
+    fn pci_id(&self, slot: u8) -> u32 {
+        self.pio_write32(PORT_PCI_CONFIG_ADDRESS, 0x8000_0000 | u32::from(slot) << 11);
+        self.pio_read32(PORT_PCI_CONFIG_ADDRESS + 4)
+    }
+
+    fn gpe_status(&self) -> u8 {
+        let mut b = [0u8; 1];
+        self.devices.pio.read(u64::from(PORT_GPE0), &mut b);
+        b[0]
+    }
+
+    /// What the guest's _EJ0 for `slot` does.
+    fn guest_ejects(&mut self, slot: u8) {
+        self.pio_write32(PORT_PCI_HOTPLUG + 8, 1 << slot);
+        self.devices.disks.collect_ejected(&mut self.events);
+    }
+}
+
+const VIRTIO_BLK_ID: u32 = 0x1042_1af4;
+const EMPTY: u32 = u32::MAX;
+
+#[test]
+fn boot_disks_are_listed_with_ids_slots_and_sizes() {
+    let dir = scratch();
+    let mut config = config_with_disks(&dir, 2);
+    config.disks[1].id = Some("data".into());
+    config.disks[1].limits = serde_json::from_str(r#"{"volume_type":"gp3","size_gib":1}"#).unwrap();
+    let table = Arc::new(DiskTable::from_config(&config));
+    let r = boot(&config, table, dir);
+    let list = r.table.list();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].id.as_str(), list[0].slot), ("vol-boot0", 1));
+    assert_eq!((list[1].id.as_str(), list[1].slot), ("data", 2));
+    assert_eq!(list[0].size_bytes, 1 << 20);
+    assert!(
+        list.iter()
+            .all(|e| e.state == DiskState::Attached && !e.root)
+    );
+    assert_eq!(list[1].limits.as_ref().unwrap().size_gib, 1);
+    assert_eq!(r.pci_id(1), VIRTIO_BLK_ID);
+    assert_eq!(r.pci_id(2), VIRTIO_BLK_ID);
+    assert_eq!(r.pci_id(3), EMPTY);
+    let json = serde_json::to_value(&list[0]).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    let mut want = [
+        "id",
+        "path",
+        "read_only",
+        "serial",
+        "slot",
+        "state",
+        "size_bytes",
+        "limits",
+    ];
+    want.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, want);
+    assert_eq!(json["state"], "attached");
+}
+
+#[test]
+fn attach_then_detach_through_the_guest_eject() {
+    let mut r = rig(1);
+    let entry = r.attach("vol-hot").unwrap();
+    assert_eq!(entry.slot, 2, "first free hot-plug slot");
+    assert_eq!(entry.size_bytes, 3 << 20);
+    assert_eq!(
+        r.pci_id(2),
+        VIRTIO_BLK_ID,
+        "on the bus before the guest is told"
+    );
+    assert_eq!(
+        r.gpe_status() & (1 << GPE_PCI_HOTPLUG),
+        1 << GPE_PCI_HOTPLUG
+    );
+    assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG), 1 << 2, "PCIU");
+    assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG), 0, "PCIU clears on read");
+    assert_eq!(r.table.get("vol-hot").unwrap(), entry);
+
+    assert_eq!(
+        r.attach("vol-hot"),
+        Err(DiskOpError::AlreadyAttached("vol-hot".into()))
+    );
+    let missing = r.run(DiskOp::Attach(AttachRequest {
+        id: "vol-missing".into(),
+        path: "/nonexistent/flint.img".into(),
+        read_only: false,
+        serial: None,
+        limits: None,
+    }));
+    assert_eq!(missing.as_ref().map_err(DiskOpError::status), Err(422));
+    let relative = r.run(DiskOp::Attach(AttachRequest {
+        id: "vol-rel".into(),
+        path: "rel.img".into(),
+        read_only: false,
+        serial: None,
+        limits: None,
+    }));
+    assert_eq!(relative.map_err(|e| e.status()), Err(400));
+    // The same file twice, writable: the lock refuses the second.
+    let again = r.run(DiskOp::Attach(AttachRequest {
+        id: "vol-again".into(),
+        path: entry.path.clone(),
+        read_only: false,
+        serial: None,
+        limits: None,
+    }));
+    assert_eq!(again.map_err(|e| e.status()), Err(422));
+    assert_eq!(r.table.list().len(), 2, "failed attaches leave nothing");
+
+    let reply = r.run(DiskOp::Detach {
+        id: "vol-hot".into(),
+        force: false,
+    });
+    let Ok(DiskReply::EjectRequested(detaching)) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(detaching.state, DiskState::Detaching);
+    assert_eq!(r.table.get("vol-hot").unwrap().state, DiskState::Detaching);
+    assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG + 4), 1 << 2, "PCID");
+    assert_eq!(r.pci_id(2), VIRTIO_BLK_ID, "stays until the guest ejects");
+    r.guest_ejects(2);
+    assert_eq!(r.pci_id(2), EMPTY);
+    assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG + 4), 0);
+    assert!(r.table.get("vol-hot").is_none());
+    let gone = r.run(DiskOp::Detach {
+        id: "vol-hot".into(),
+        force: false,
+    });
+    assert_eq!(gone, Err(DiskOpError::NotFound("vol-hot".into())));
+    // The slot and the file are free again.
+    let again = r.attach("vol-hot").unwrap();
+    assert_eq!(again.slot, 2);
+}
+
+#[test]
+fn guest_initiated_eject_removes_a_boot_disk_too() {
+    let mut r = rig(2);
+    r.guest_ejects(2);
+    assert_eq!(r.pci_id(2), EMPTY);
+    assert_eq!(r.table.list().len(), 1);
+    // Slot 5 holds NICs: never a hot-plug slot, its eject is ignored.
+    r.pio_write32(PORT_PCI_HOTPLUG + 8, 1 << 5);
+    assert_eq!(r.devices.hotplug.take_ejected(), 0);
+}
+
+#[test]
+fn forced_detach_quarantines_the_slot_until_the_guest_ejects() {
+    let mut r = rig(1);
+    assert_eq!(r.attach("a").unwrap().slot, 2);
+    assert_eq!(r.attach("b").unwrap().slot, 3);
+    let reply = r.run(DiskOp::Detach {
+        id: "a".into(),
+        force: true,
+    });
+    let Ok(DiskReply::Removed(removed)) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!((removed.slot, removed.state), (2, DiskState::Detached));
+    assert!(r.table.get("a").is_none());
+    assert_eq!(r.pci_id(2), EMPTY, "gone at once");
+    assert_eq!(
+        r.pio_read32(PORT_PCI_HOTPLUG + 4),
+        1 << 2,
+        "the guest is asked to forget it"
+    );
+    assert_eq!(r.attach("c").unwrap().slot, 4, "slot 2 waits for the guest");
+    r.guest_ejects(2);
+    assert_eq!(r.attach("d").unwrap().slot, 2);
+    assert_eq!(r.table.list().len(), 4);
+
+    // The root volume stays.
+    r.table.lock()[0].root = true;
+    for force in [false, true] {
+        let refused = r.run(DiskOp::Detach {
+            id: "vol-boot0".into(),
+            force,
+        });
+        assert_eq!(refused.map_err(|e| e.status()), Err(409));
+    }
+}
+
+#[test]
+fn attaching_past_the_last_slot_is_507() {
+    let mut r = rig(0);
+    let slots = crate::vmm::device_manager::hotplug_slots().count_ones() as usize;
+    for i in 0..slots {
+        let e = r.attach(&format!("vol-{i}")).unwrap();
+        assert!(!(5..9).contains(&e.slot), "NIC slot {}", e.slot);
+        assert_eq!(r.pci_id(e.slot), VIRTIO_BLK_ID);
+    }
+    assert_eq!(r.attach("vol-last"), Err(DiskOpError::NoFreeSlot));
+    assert_eq!(DiskOpError::NoFreeSlot.status(), 507);
+}
+
+#[test]
+fn resize_and_limits_apply_live() {
+    let mut r = rig(0);
+    let entry = r.attach("vol-grow").unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&entry.path)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let patch = |resize, limits: Option<&str>| DiskOp::Patch {
+        id: "vol-grow".into(),
+        patch: DiskPatch {
+            resize,
+            limits: limits.map(|l| serde_json::from_str(l).unwrap()),
+        },
+    };
+    assert_eq!(r.run(patch(true, None)), Ok(DiskReply::Resized(8 << 20)));
+    assert_eq!(r.table.get("vol-grow").unwrap().size_bytes, 8 << 20);
+    // The guest reads the new capacity from the device config.
+    let bar = slot_bar(entry.slot);
+    let mut cap = [0u8; 8];
+    r.devices.mmio.read(bar + 0x2000, &mut cap);
+    assert_eq!(u64::from_le_bytes(cap), (8 << 20) / 512);
+
+    let limits = r#"{"volume_type":"io2","size_gib":8,"iops":1000}"#;
+    let Ok(DiskReply::Entry(e)) = r.run(patch(false, Some(limits))) else {
+        panic!()
+    };
+    assert_eq!(e.limits.as_ref().unwrap().iops, Some(1000));
+    let Ok(DiskReply::Entry(e)) = r.run(patch(false, Some("null"))) else {
+        panic!()
+    };
+    assert!(e.limits.is_none());
+    assert_eq!(r.run(patch(false, None)).map_err(|e| e.status()), Err(400));
+    let unknown = r.run(DiskOp::Patch {
+        id: "nope".into(),
+        patch: DiskPatch {
+            resize: true,
+            limits: None,
+        },
+    });
+    assert_eq!(unknown.map_err(|e| e.status()), Err(404));
+}
+
+#[test]
+fn a_new_boot_keeps_attached_disks_and_completes_detaches() {
+    let mut r = rig(1);
+    let kept = r.attach("vol-kept").unwrap();
+    r.attach("vol-leaving").unwrap();
+    r.run(DiskOp::Detach {
+        id: "vol-leaving".into(),
+        force: false,
+    })
+    .unwrap();
+    let (table, dir) = (r.table.clone(), r.dir.clone());
+    let config = config_with_disks(&dir, 0);
+    drop(r);
+    // The boot disk's file is reopened: its config entry came from `table`.
+    let r = boot(&config, table, dir);
+    let ids: Vec<String> = r.table.list().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["vol-boot0", "vol-kept"]);
+    assert_eq!(r.pci_id(kept.slot), VIRTIO_BLK_ID);
+    assert_eq!(r.pci_id(3), EMPTY);
+}
+
+#[test]
+fn patch_bodies_tell_null_limits_from_absent_ones() {
+    let p: DiskPatch = serde_json::from_str(r#"{"resize":true}"#).unwrap();
+    assert_eq!((p.resize, p.limits), (true, None));
+    let p: DiskPatch = serde_json::from_str(r#"{"limits":null}"#).unwrap();
+    assert_eq!(p.limits, Some(None));
+    assert!(serde_json::from_str::<DiskPatch>(r#"{"grow":1}"#).is_err());
+    assert!(serde_json::from_str::<AttachRequest>(r#"{"path":"/x"}"#).is_err());
+    let a: AttachRequest = serde_json::from_str(
+        r#"{"id":"vol-1","path":"/x","read_only":true,"serial":"vol1","limits":null}"#,
+    )
+    .unwrap();
+    assert!(a.read_only && a.limits.is_none());
+    let long = AttachRequest {
+        serial: Some("x".repeat(21)),
+        ..a.clone()
+    };
+    assert_eq!(long.validate().map_err(|e| e.status()), Err(400));
+    let bad_id = AttachRequest {
+        id: "a/b".into(),
+        ..a
+    };
+    assert_eq!(bad_id.validate().map_err(|e| e.status()), Err(400));
+}
+
+/// One HTTP exchange on the control socket: (status, body).
+fn http(path: &Path, method: &str, uri: &str, body: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(path).unwrap();
+    let raw = format!(
+        "{method} {uri} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+#[test]
+fn control_socket_disk_endpoints() {
+    let mut r = rig(1);
+    let sock = r.dir.join("vm.sock");
+    let shared = ApiShared::new(VmStatus {
+        state: "running",
+        boots: 1,
+        vcpus: 1,
+        memory_mib: 64,
+        pid: 1,
+    })
+    .unwrap();
+    shared.set_disks(r.table.clone());
+    api::start(&sock, shared.clone(), false).unwrap();
+    let disk = image(&r.dir, "api.img", 2 << 20);
+    let client = {
+        let (sock, disk) = (sock.clone(), disk.clone());
+        std::thread::spawn(move || {
+            let put = |body: String| http(&sock, "PUT", "/vm/disks", &body);
+            let attach = format!(
+                r#"{{"id":"vol-api","path":"{}","read_only":false,"serial":"vol-api","limits":{{"volume_type":"gp2","size_gib":2}}}}"#,
+                disk.display()
+            );
+            let mut seen = vec![put(attach.clone()), put(attach)];
+            seen.push(put(r#"{"id":"x","path":"/nonexistent/x.img"}"#.into()));
+            seen.push(put("{not json".into()));
+            seen.push(http(&sock, "GET", "/vm/disks", ""));
+            seen.push(http(&sock, "GET", "/vm/disks/vol-api", ""));
+            seen.push(http(&sock, "GET", "/vm/disks/nope", ""));
+            seen.push(http(
+                &sock,
+                "PATCH",
+                "/vm/disks/vol-api",
+                r#"{"resize":true}"#,
+            ));
+            seen.push(http(
+                &sock,
+                "PATCH",
+                "/vm/disks/vol-api",
+                r#"{"limits":null}"#,
+            ));
+            seen.push(http(&sock, "DELETE", "/vm/disks/vol-api", ""));
+            seen.push(http(&sock, "DELETE", "/vm/disks/vol-api?force=true", ""));
+            seen.push(http(&sock, "GET", "/vm/disks/vol-api", ""));
+            seen.push(http(&sock, "POST", "/vm/disks", ""));
+            seen.push(http(&sock, "DELETE", "/vm/disks/x?force=maybe", ""));
+            seen
+        })
+    };
+    // The main loop's part: run what the socket hands over.
+    while !client.is_finished() {
+        while let Some(command) = shared.next_disk_command() {
+            let result = r.devices.disks.execute(command.op, &mut r.events);
+            let _ = command.reply.send(result);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let seen = client.join().unwrap();
+    let statuses: Vec<u16> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses,
+        [
+            200, 409, 422, 400, 200, 200, 404, 200, 200, 202, 200, 404, 405, 400
+        ],
+        "{seen:#?}"
+    );
+    let entry: serde_json::Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(entry["slot"], 2);
+    assert_eq!(entry["state"], "attached");
+    assert_eq!(entry["size_bytes"], 2 << 20);
+    assert_eq!(entry["limits"]["volume_type"], "gp2");
+    let list: serde_json::Value = serde_json::from_str(&seen[4].1).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(seen[7].1, format!(r#"{{"size_bytes":{}}}"#, 2 << 20));
+    let cleared: serde_json::Value = serde_json::from_str(&seen[8].1).unwrap();
+    assert!(cleared["limits"].is_null());
+    let detaching: serde_json::Value = serde_json::from_str(&seen[9].1).unwrap();
+    assert_eq!(detaching["state"], "detaching");
+    let removed: serde_json::Value = serde_json::from_str(&seen[10].1).unwrap();
+    assert_eq!(removed["state"], "detached");
+    assert!(seen[2].1.contains("no such file"), "{}", seen[2].1);
+}
