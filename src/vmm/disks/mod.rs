@@ -11,7 +11,7 @@
 
 pub mod plug;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

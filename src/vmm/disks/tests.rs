@@ -417,6 +417,67 @@ fn patch_bodies_tell_null_limits_from_absent_ones() {
     assert_eq!(bad_id.validate().map_err(|e| e.status()), Err(400));
 }
 
+/// The files `hotplug_cycle` uses, made before its seccomp filter is on.
+pub(crate) fn hotplug_files(dir: &Path) {
+    for name in ["boot0.img", "a.img", "b.img"] {
+        image(dir, name, 1 << 20);
+    }
+}
+
+/// What the main loop does for hot-plug, from the boot's device set-up to a
+/// forced removal; the seccomp tests run it under the VMM thread's filter.
+pub(crate) fn hotplug_cycle(dir: &Path) {
+    let mut config: VmConfig = serde_json::from_str("{}").unwrap();
+    config.memory_mib = 64;
+    config.console.file = Some(dir.join("console.log"));
+    config.disks.push(DiskConfig::new(dir.join("boot0.img")));
+    let table = Arc::new(DiskTable::from_config(&config));
+    let mut r = boot(&config, table, dir.to_path_buf());
+    let attach = |id: &str| {
+        DiskOp::Attach(AttachRequest {
+            id: id.into(),
+            path: dir.join(format!("{id}.img")),
+            read_only: false,
+            serial: Some(format!("vol-{id}")),
+            limits: serde_json::from_str(r#"{"volume_type":"gp3","size_gib":1}"#).unwrap(),
+        })
+    };
+    r.run(attach("a")).unwrap();
+    // Grow the file with a write past its end (no truncate on this thread).
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("a.img"))
+        .unwrap();
+    file.write_all_at(&[1], (2 << 20) - 1).unwrap();
+    drop(file);
+    let resize = DiskPatch {
+        resize: true,
+        limits: Some(None),
+    };
+    let reply = r.run(DiskOp::Patch {
+        id: "a".into(),
+        patch: resize,
+    });
+    assert!(
+        matches!(reply, Ok(DiskReply::Entry(ref e)) if e.size_bytes == 2 << 20),
+        "{reply:?}"
+    );
+    let detach = |id: &str, force| DiskOp::Detach {
+        id: id.into(),
+        force,
+    };
+    r.run(detach("a", false)).unwrap();
+    r.guest_ejects(2);
+    assert!(r.table.get("a").is_none());
+    r.run(attach("b")).unwrap();
+    r.run(detach("b", true)).unwrap();
+    r.guest_ejects(2);
+    r.run(attach("a")).unwrap();
+    drop(r);
+    println!("hotplug cycle done");
+}
+
 /// One HTTP exchange on the control socket: (status, body).
 fn http(path: &Path, method: &str, uri: &str, body: &str) -> (u16, String) {
     let mut s = UnixStream::connect(path).unwrap();
