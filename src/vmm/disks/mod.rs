@@ -47,6 +47,9 @@ pub struct DiskEntry {
     /// VM runs, as EC2 refuses to detach a running instance's root volume.
     #[serde(skip)]
     pub root: bool,
+    /// Attached through the control socket (not in the VM's config).
+    #[serde(skip)]
+    pub hotplugged: bool,
 }
 
 /// PUT /vm/disks
@@ -188,6 +191,7 @@ impl DiskTable {
                 size_bytes: 0,
                 limits: disk.limits,
                 root: i == 0 && config.image.is_some(),
+                hotplugged: false,
             })
             .collect();
         DiskTable {

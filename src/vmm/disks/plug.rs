@@ -8,7 +8,10 @@
 //! writes B0EJ, which takes the device off the bus); the main loop then
 //! drops it. A forced unplug removes the device at once and still sends
 //! the eject request, so the guest forgets the device; the slot is not
-//! reused until the guest has ejected it (or the VM resets).
+//! reused until the guest has ejected it (or the VM resets), and until then
+//! its BAR reads as zeroes: Linux's virtio-pci driver resets a device it
+//! removes and waits for the status register to read 0, which an empty
+//! bus (all ones) would never give.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,12 +21,12 @@ use event_manager::{EventManager, SubscriberId, SubscriberOps};
 use super::DiskTable;
 use super::{AttachRequest, DiskEntry, DiskOp, DiskOpError, DiskPatch, DiskReply, DiskState};
 use crate::vmm::acpi::PciHotplug;
-use crate::vmm::bus::Bus;
+use crate::vmm::bus::{Bus, BusDevice, SharedDevice};
 use crate::vmm::device_manager::{Subscriber, slot_bar};
 use crate::vmm::devices::virtio::block::{Block, BlockConfig, SECTOR_SHIFT};
 use crate::vmm::layout::{PCI_MMIO32_SIZE, PCI_MMIO32_START, PCI_SLOTS};
 use crate::vmm::memory::GuestMemoryMmap;
-use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
+use crate::vmm::pci::{PciDevice, PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::vm::Vm;
 
 /// A disk device of this boot.
@@ -50,8 +53,20 @@ pub struct DiskDevices {
     /// By disk id.
     plugged: BTreeMap<String, Plugged>,
     /// Slots whose device was removed by force and that the guest has not
-    /// ejected yet: it may still think a device is there.
-    quarantined: u32,
+    /// ejected yet (it may still think a device is there), with what
+    /// stands in for the device's BAR meanwhile.
+    quarantined: BTreeMap<u8, Option<(u64, SharedDevice)>>,
+}
+
+/// The BAR of a device removed by force, until the guest ejects its slot:
+/// reads are 0 (a status register that says "reset done"), writes vanish.
+struct RemovedBar;
+
+impl BusDevice for RemovedBar {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        data.fill(0);
+    }
+    fn write(&mut self, _offset: u64, _data: &[u8]) {}
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,7 +82,7 @@ impl DiskDevices {
             ctx,
             table,
             plugged: BTreeMap::new(),
-            quarantined: 0,
+            quarantined: BTreeMap::new(),
         };
         let entries = {
             let mut entries = disks.table.lock();
@@ -75,7 +90,17 @@ impl DiskDevices {
             entries.clone()
         };
         for entry in entries {
-            let block = open(&entry)?;
+            let block = match open(&entry) {
+                Ok(block) => block,
+                // A disk of the config must be there; one attached later
+                // whose file went away is detached, not fatal to the VM.
+                Err(e) if entry.hotplugged => {
+                    eprintln!("flint vmm: {e}: detached");
+                    disks.table.lock().retain(|d| d.id != entry.id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let size = lock(&block).capacity() << SECTOR_SHIFT;
             disks.plug(&entry.id, entry.slot, slot_bar(entry.slot), block)?;
             disks.update(&entry.id, |e| e.size_bytes = size);
@@ -166,6 +191,7 @@ impl DiskDevices {
             size_bytes: 0,
             limits: request.limits,
             root: false,
+            hotplugged: true,
         };
         let block = open(&entry).map_err(DiskOpError::CannotOpen)?;
         entry.size_bytes = lock(&block).capacity() << SECTOR_SHIFT;
@@ -187,7 +213,7 @@ impl DiskDevices {
         let pci = lock(&self.ctx.pci);
         (1..PCI_SLOTS).find(|&s| {
             self.ctx.hotplug.is_hotplug_slot(s)
-                && self.quarantined & (1 << s) == 0
+                && !self.quarantined.contains_key(&s)
                 && !taken.contains(&s)
                 && !pci.occupied(s)
         })
@@ -223,6 +249,10 @@ impl DiskDevices {
     ) -> Result<DiskReply, DiskOpError> {
         let entry = self.detachable(id)?;
         let slot = entry.slot;
+        let window = self
+            .plugged
+            .get(id)
+            .and_then(|p| lock(&p.transport).bar_window());
         let _ = lock(&self.ctx.pci).unplug(slot);
         self.remove(id, events);
         // The guest may still hold the device: ask it to eject the slot
@@ -230,7 +260,12 @@ impl DiskDevices {
         let hotplug = &self.ctx.hotplug;
         hotplug.cancel(slot);
         if hotplug.request_eject(slot).is_ok() {
-            self.quarantined |= 1 << slot;
+            let stand_in = window.and_then(|(base, len)| {
+                let bar: SharedDevice = Arc::new(Mutex::new(RemovedBar));
+                self.ctx.mmio.insert(bar.clone(), base, len).ok()?;
+                Some((base, bar))
+            });
+            self.quarantined.insert(slot, stand_in);
         }
         Ok(DiskReply::Removed(DiskEntry {
             state: DiskState::Detached,
@@ -268,7 +303,11 @@ impl DiskDevices {
         if ejected == 0 {
             return;
         }
-        self.quarantined &= !ejected;
+        for slot in (0..PCI_SLOTS).filter(|s| ejected & (1 << s) != 0) {
+            if let Some(Some((base, bar))) = self.quarantined.remove(&slot) {
+                self.ctx.mmio.remove_device(base, &bar);
+            }
+        }
         let gone: Vec<String> = self
             .plugged
             .iter()

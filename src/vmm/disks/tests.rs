@@ -267,6 +267,35 @@ fn attach_then_detach_through_the_guest_eject() {
 }
 
 #[test]
+fn the_guest_may_move_a_hot_plugged_bar_and_unplug_follows_it() {
+    let mut r = rig(0);
+    let entry = r.attach("vol-moved").unwrap();
+    let old = slot_bar(entry.slot);
+    let new = 0x9000_0000u32;
+    // What Linux does for a hot-added device: assign BAR0 from its window.
+    r.pio_write32(
+        PORT_PCI_CONFIG_ADDRESS,
+        0x8000_0010 | u32::from(entry.slot) << 11,
+    );
+    r.pio_write32(PORT_PCI_CONFIG_ADDRESS + 4, new);
+    let mut cap = [0u8; 8];
+    assert!(
+        !r.devices.mmio.read(old + 0x2000, &mut cap),
+        "old window left"
+    );
+    assert!(r.devices.mmio.read(u64::from(new) + 0x2000, &mut cap));
+    assert_eq!(u64::from_le_bytes(cap), (3 << 20) / 512);
+    r.run(DiskOp::Detach {
+        id: "vol-moved".into(),
+        force: false,
+    })
+    .unwrap();
+    r.guest_ejects(entry.slot);
+    assert!(r.devices.mmio.is_free(u64::from(new), 0x1_0000));
+    assert!(r.table.list().is_empty());
+}
+
+#[test]
 fn guest_initiated_eject_removes_a_boot_disk_too() {
     let mut r = rig(2);
     r.guest_ejects(2);
@@ -292,6 +321,11 @@ fn forced_detach_quarantines_the_slot_until_the_guest_ejects() {
     assert_eq!((removed.slot, removed.state), (2, DiskState::Detached));
     assert!(r.table.get("a").is_none());
     assert_eq!(r.pci_id(2), EMPTY, "gone at once");
+    // Its BAR reads 0 until the guest ejects: a driver's reset completes.
+    let status_register = slot_bar(2) + 0x14;
+    let mut status = [0xffu8; 1];
+    assert!(r.devices.mmio.read(status_register, &mut status));
+    assert_eq!(status, [0]);
     assert_eq!(
         r.pio_read32(PORT_PCI_HOTPLUG + 4),
         1 << 2,
@@ -299,6 +333,10 @@ fn forced_detach_quarantines_the_slot_until_the_guest_ejects() {
     );
     assert_eq!(r.attach("c").unwrap().slot, 4, "slot 2 waits for the guest");
     r.guest_ejects(2);
+    assert!(
+        !r.devices.mmio.read(status_register, &mut status),
+        "stand-in gone"
+    );
     assert_eq!(r.attach("d").unwrap().slot, 2);
     assert_eq!(r.table.list().len(), 4);
 
@@ -376,6 +414,8 @@ fn a_new_boot_keeps_attached_disks_and_completes_detaches() {
     let mut r = rig(1);
     let kept = r.attach("vol-kept").unwrap();
     r.attach("vol-leaving").unwrap();
+    let lost = r.attach("vol-lost").unwrap();
+    std::fs::remove_file(&lost.path).unwrap();
     r.run(DiskOp::Detach {
         id: "vol-leaving".into(),
         force: false,
@@ -384,7 +424,8 @@ fn a_new_boot_keeps_attached_disks_and_completes_detaches() {
     let (table, dir) = (r.table.clone(), r.dir.clone());
     let config = config_with_disks(&dir, 0);
     drop(r);
-    // The boot disk's file is reopened: its config entry came from `table`.
+    // The boot disk's file is reopened: its config entry came from `table`;
+    // the hot-plugged disk whose file went away is dropped, not fatal.
     let r = boot(&config, table, dir);
     let ids: Vec<String> = r.table.list().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["vol-boot0", "vol-kept"]);

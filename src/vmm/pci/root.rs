@@ -159,7 +159,9 @@ impl PciRoot {
 
     fn follow_bar(&self, slot: &Slot, moved: BarMove) {
         let Some(bars) = &slot.bars else { return };
-        let _ = self.mmio.remove(moved.old);
+        // Only this device's own mapping: a guest can point two BARs at one
+        // address, and then only the first got mapped.
+        self.mmio.remove_device(moved.old, bars);
         // Sizing writes (all ones) and zero are not real placements.
         let plausible = moved.new != 0
             && moved
