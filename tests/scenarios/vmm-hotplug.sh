@@ -12,9 +12,15 @@
 #    GET /vm/disks; graceful shutdown -> exit 0
 
 sock=$FLINT_WORK/hp.sock
-# curl with a status line: prints the body, then the HTTP status alone on
-# the last line.
-api() { curl -s --max-time 20 --unix-socket "$sock" -X "$1" -w '\n%{http_code}' "http://vm$2" ${3:+-H 'Content-Type: application/json' -d "$3"}; }
+# api METHOD PATH [BODY]: prints the reply body, then the HTTP status alone
+# on the last line.
+api() {
+    if [ -n "$3" ]; then
+        curl -s --max-time 20 --unix-socket "$sock" -X "$1" -w '\n%{http_code}' -d "$3" "http://vm$2"
+    else
+        curl -s --max-time 20 --unix-socket "$sock" -X "$1" -w '\n%{http_code}' "http://vm$2"
+    fi
+}
 status_of() { printf '%s\n' "$1" | tail -n 1; }
 body_of() { printf '%s\n' "$1" | sed '$d'; }
 # expect_status NAME WANT REPLY
