@@ -24,10 +24,13 @@ use super::http::Request;
 use super::{ApiShared, Reply, method_not_allowed};
 use crate::vmm::disks::{AttachRequest, DiskOp, DiskOpError, DiskPatch, DiskReply};
 
-/// How long a disk command may wait for the main loop.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a disk command may wait for the main loop (it answers within
+/// milliseconds while a boot runs). Together with the grace below, under
+/// the daemon's 5 s socket timeout: the caller gets the real answer, and
+/// this one-connection-at-a-time socket is not held for long.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Extra wait for a command the main loop started just before its deadline.
-const COMMAND_GRACE: Duration = Duration::from_secs(5);
+const COMMAND_GRACE: Duration = Duration::from_secs(1);
 
 /// A disk command on its way to the main loop, with where to answer.
 pub struct DiskCommand {

@@ -165,3 +165,29 @@ fn control_socket_disk_endpoints() {
     assert_eq!(removed["state"], "detached");
     assert!(seen[2].1.contains("no such file"), "{}", seen[2].1);
 }
+
+#[test]
+fn no_running_boot_is_503_and_the_stale_command_is_dropped() {
+    let dir = scratch();
+    let sock = dir.join("idle.sock");
+    let shared = ApiShared::new(VmStatus {
+        state: "starting",
+        boots: 0,
+        vcpus: 1,
+        memory_mib: 64,
+        pid: 1,
+    })
+    .unwrap();
+    let config = config_with_disks(&dir, 1);
+    shared.set_disks(Arc::new(DiskTable::from_config(&config)));
+    api::start(&sock, shared.clone(), false).unwrap();
+    // Reads need no main loop.
+    let (status, body) = http(&sock, "GET", "/vm/disks", "");
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    let (status, body) = http(&sock, "DELETE", "/vm/disks/vol-boot0", "");
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The caller gave up: a boot that starts now must not run it.
+    assert!(shared.next_disk_command().is_none());
+}
