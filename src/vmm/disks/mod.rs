@@ -13,14 +13,16 @@ pub mod plug;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::vmm::config::{VmConfig, VolumeLimits, valid_disk_id, valid_serial};
 use crate::vmm::device_manager::disk_slot;
+use crate::vmm::devices::virtio::block::BlockMetrics;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -170,6 +172,8 @@ impl DiskOpError {
 /// The disks of the VM, in the order they were attached.
 pub struct DiskTable {
     entries: Mutex<Vec<DiskEntry>>,
+    /// The running boot's device counters by disk id, for the API thread.
+    metrics: Mutex<BTreeMap<String, Arc<BlockMetrics>>>,
 }
 
 impl DiskTable {
@@ -196,6 +200,7 @@ impl DiskTable {
             .collect();
         DiskTable {
             entries: Mutex::new(entries),
+            metrics: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -210,5 +215,14 @@ impl DiskTable {
 
     pub fn get(&self, id: &str) -> Option<DiskEntry> {
         self.lock().iter().find(|e| e.id == id).cloned()
+    }
+
+    /// The counters of disk `id`'s device in the running boot.
+    pub fn metrics(&self, id: &str) -> Option<Arc<BlockMetrics>> {
+        self.metrics_lock().get(id).cloned()
+    }
+
+    pub(crate) fn metrics_lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<BlockMetrics>>> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

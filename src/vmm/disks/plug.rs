@@ -84,6 +84,8 @@ impl DiskDevices {
             plugged: BTreeMap::new(),
             quarantined: BTreeMap::new(),
         };
+        // The previous boot's devices (and their counters) are gone.
+        disks.table.metrics_lock().clear();
         let entries = {
             let mut entries = disks.table.lock();
             entries.retain(|e| e.state == DiskState::Attached);
@@ -138,6 +140,8 @@ impl DiskDevices {
             ctx.mmio.remove_device(bar, &shared);
             return Err(what(&e));
         }
+        let metrics = lock(&block).metrics();
+        self.table.metrics_lock().insert(id.to_string(), metrics);
         self.plugged.insert(
             id.to_string(),
             Plugged {
@@ -295,6 +299,7 @@ impl DiskDevices {
             }
         }
         self.table.lock().retain(|e| e.id != id);
+        self.table.metrics_lock().remove(id);
     }
 
     /// Finishes the removals of the slots the guest ejected.

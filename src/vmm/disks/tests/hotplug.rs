@@ -67,6 +67,7 @@ fn attach_then_detach_through_the_guest_eject() {
     assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG), 1 << 2, "PCIU");
     assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG), 0, "PCIU clears on read");
     assert_eq!(r.table.get("vol-hot").unwrap(), entry);
+    assert!(r.table.metrics("vol-hot").is_some(), "counters for the API");
 
     assert_eq!(
         r.attach("vol-hot"),
@@ -114,6 +115,7 @@ fn attach_then_detach_through_the_guest_eject() {
     assert_eq!(r.pci_id(2), EMPTY);
     assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG + 4), 0);
     assert!(r.table.get("vol-hot").is_none());
+    assert!(r.table.metrics("vol-hot").is_none());
     let gone = r.run(DiskOp::Detach {
         id: "vol-hot".into(),
         force: false,
