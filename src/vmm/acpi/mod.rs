@@ -19,6 +19,8 @@
 
 mod dsdt;
 mod fadt;
+#[cfg(test)]
+mod hotplug_aml_tests;
 mod madt;
 mod pci_hotplug;
 mod pm;
