@@ -9,6 +9,7 @@ use crate::vmm::api::{self, ApiShared, VmStatus};
 use crate::vmm::config::{RebootAction, VmConfig};
 use crate::vmm::device_manager::HostResources;
 use crate::vmm::devices::virtio::net::tap::Tap;
+use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::Imds;
 use crate::vmm::instance::{self, Controls, Outcome};
 use crate::vmm::runtime::TermSignals;
@@ -84,9 +85,15 @@ pub fn run(config: VmConfig) -> ExitCode {
     if let (Some(api), Some(imds)) = (&api, &imds) {
         api.set_imds(imds.clone());
     }
+    // The disks outlive each boot: hot-plugged ones stay across reboots.
+    let disks = Arc::new(DiskTable::from_config(&config));
+    if let Some(api) = &api {
+        api.set_disks(disks.clone());
+    }
     let host = HostResources {
         taps: &taps,
         imds: imds.as_ref(),
+        disks: Some(&disks),
     };
     // After the API thread exists (it has its own filter) and before the
     // first boot, so a missing boot-path rule fails at once, not on reboot.

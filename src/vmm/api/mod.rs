@@ -8,10 +8,14 @@
 //! GET /vm/metadata    200  what the metadata service serves (JSON, as --metadata)
 //! PUT /vm/metadata    200  merge an update: {"tags": {...}, "block_device_mapping":
 //!                          {...}, "metadata_options": {...}, "user_data_base64": "..."}
+//! .../vm/disks...          disk hot-plug, unplug, resize, limits: see `disks`
 //! ```
 //! Errors: 400 (malformed), 404 (unknown path), 405 (method, with Allow).
 
+mod disks;
 mod http;
+
+pub use disks::DiskCommand;
 
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +28,7 @@ use serde::Serialize;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::{Imds, MetadataUpdate};
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
@@ -56,9 +61,15 @@ pub struct ApiShared {
     pub status: Mutex<VmStatus>,
     /// The metadata service's state, when the VM has one.
     imds: Mutex<Option<Arc<Mutex<Imds>>>>,
+    /// The VM's disks, for GET /vm/disks.
+    disks: Mutex<Option<Arc<DiskTable>>>,
     requests: Mutex<VecDeque<VmRequest>>,
+    disk_commands: Mutex<VecDeque<DiskCommand>>,
     event: EventFd,
 }
+
+/// (status, Allow header, JSON body)
+type Reply = (u16, Option<&'static str>, String);
 
 impl ApiShared {
     /// Lets the control socket read and update the metadata service.
@@ -66,11 +77,43 @@ impl ApiShared {
         *self.imds.lock().unwrap_or_else(|e| e.into_inner()) = Some(imds);
     }
 
+    /// Lets the control socket list the disks and change them.
+    pub fn set_disks(&self, disks: Arc<DiskTable>) {
+        *self.disks.lock().unwrap_or_else(|e| e.into_inner()) = Some(disks);
+    }
+
+    fn disk_table(&self) -> Option<Arc<DiskTable>> {
+        self.disks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The next disk command whose caller still waits (the main loop runs
+    /// it and sends the answer).
+    pub fn next_disk_command(&self) -> Option<DiskCommand> {
+        let mut queue = self.disk_commands.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        while let Some(command) = queue.pop_front() {
+            if command.deadline > now {
+                return Some(command);
+            }
+        }
+        None
+    }
+
+    fn push_disk_command(&self, command: DiskCommand) {
+        self.disk_commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(command);
+        let _ = self.event.write(1);
+    }
+
     pub fn new(status: VmStatus) -> std::io::Result<Arc<Self>> {
         Ok(Arc::new(ApiShared {
             status: Mutex::new(status),
             imds: Mutex::new(None),
+            disks: Mutex::new(None),
             requests: Mutex::new(VecDeque::new()),
+            disk_commands: Mutex::new(VecDeque::new()),
             event: EventFd::new(EFD_NONBLOCK)?,
         }))
     }
@@ -172,8 +215,11 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
     }
 }
 
-fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+fn route(request: &http::Request, shared: &ApiShared) -> Reply {
     let path = request.path.split('?').next().unwrap_or("");
+    if path == "/vm/disks" || path.starts_with("/vm/disks/") {
+        return disks::route(request, shared);
+    }
     let action = match path {
         "/vm/metadata" => return metadata(request, shared),
         "/vm" => {
@@ -213,7 +259,7 @@ fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static s
 }
 
 /// GET: the metadata service's configuration; PUT: merge an update.
-fn metadata(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+fn metadata(request: &http::Request, shared: &ApiShared) -> Reply {
     let error = |status: u16, msg: String| {
         (
             status,
@@ -257,7 +303,7 @@ fn metadata(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'stati
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> (u16, Option<&'static str>, String) {
+fn method_not_allowed(allow: &'static str) -> Reply {
     let body = serde_json::json!({ "error": format!("method not allowed; use {allow}") });
     (405, Some(allow), body.to_string())
 }

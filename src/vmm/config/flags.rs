@@ -51,8 +51,8 @@ pub struct VmmArgs {
     /// first NIC; sets the instance id and type unless given.
     #[arg(long, value_name = "FILE.json")]
     pub metadata: Option<PathBuf>,
-    /// A disk, in order: PATH[,ro][,serial=ID]. Repeatable.
-    #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID]")]
+    /// A disk, in order: PATH[,ro][,serial=ID][,id=ID]. Repeatable.
+    #[arg(long = "disk", value_name = "PATH[,ro][,serial=ID][,id=ID]")]
     pub disks: Vec<String>,
     #[arg(long)]
     pub vcpus: Option<u8>,
@@ -186,25 +186,22 @@ impl VmmArgs {
     }
 }
 
-/// PATH[,ro][,serial=ID]
+/// PATH[,ro][,serial=ID][,id=ID]
 fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
     let mut parts = spec.split(',');
     let path = parts
         .next()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ConfigError::Flag(format!("--disk {spec:?}: the path comes first")))?;
-    let mut disk = DiskConfig {
-        path: PathBuf::from(path),
-        read_only: false,
-        serial: None,
-    };
+    let mut disk = DiskConfig::new(PathBuf::from(path));
     for option in parts {
         match option.split_once('=') {
             None if option == "ro" => disk.read_only = true,
-            Some(("serial", id)) => disk.serial = Some(id.to_string()),
+            Some(("serial", serial)) => disk.serial = Some(serial.to_string()),
+            Some(("id", id)) => disk.id = Some(id.to_string()),
             _ => {
                 return Err(ConfigError::Flag(format!(
-                    "--disk {spec:?}: unknown option {option:?} (ro, serial=ID)"
+                    "--disk {spec:?}: unknown option {option:?} (ro, serial=ID, id=ID)"
                 )));
             }
         }

@@ -95,9 +95,8 @@ impl ImageConfig {
     /// The image as the VM's first (boot) disk.
     pub fn disk(&self) -> DiskConfig {
         DiskConfig {
-            path: self.path.clone(),
-            read_only: false,
             serial: self.serial.clone(),
+            ..DiskConfig::new(self.path.clone())
         }
     }
 

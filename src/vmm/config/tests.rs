@@ -84,22 +84,16 @@ fn bad_configs_are_clear_errors() {
         "command line",
     );
     check(
-        &|c| {
-            c.disks.push(DiskConfig {
-                path: "/nonexistent.img".into(),
-                read_only: false,
-                serial: None,
-            })
-        },
+        &|c| c.disks.push(DiskConfig::new("/nonexistent.img".into())),
         "disk /nonexistent.img",
     );
     let disk = temp_file("d3", &[0; 512]);
     check(
         &|c| {
             c.disks.push(DiskConfig {
-                path: disk.clone(),
                 read_only: true,
                 serial: Some("x".repeat(21)),
+                ..DiskConfig::new(disk.clone())
             })
         },
         "serial",
@@ -107,9 +101,8 @@ fn bad_configs_are_clear_errors() {
     check(
         &|c| {
             let d = DiskConfig {
-                path: disk.clone(),
                 read_only: true,
-                serial: None,
+                ..DiskConfig::new(disk.clone())
             };
             c.disks.push(d.clone());
             c.disks.push(d);
@@ -152,4 +145,41 @@ fn bad_flags_and_files_are_clear_errors() {
             .to_string()
             .contains("cannot read")
     );
+}
+
+#[test]
+fn disk_ids_default_to_the_serial_and_must_be_unique() {
+    let disk = temp_file("ids", &[0; 512]);
+    let other = temp_file("ids2", &[0; 512]);
+    let kernel = temp_file("k-ids", b"kernel");
+    let mut c = args(&kernel).to_config().unwrap();
+    c.disks = vec![
+        DiskConfig {
+            serial: Some("vol-0a1b".into()),
+            ..DiskConfig::new(disk.clone())
+        },
+        DiskConfig {
+            serial: Some("has/slash".into()),
+            ..DiskConfig::new(other.clone())
+        },
+    ];
+    assert_eq!(c.disk_ids(), ["vol-0a1b", "disk1"]);
+    c.validate().unwrap();
+    c.disks[1].id = Some("vol-0a1b".into());
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("given twice")
+    );
+    c.disks[1].id = Some("a/b".into());
+    assert!(c.validate().unwrap_err().to_string().contains("disk id"));
+    // Limits and id round-trip through the JSON config.
+    let json = format!(
+        r#"{{"path":"{}","id":"vol-1","limits":{{"volume_type":"io2","size_gib":4,"iops":100}}}}"#,
+        disk.display()
+    );
+    let d: DiskConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(d.id.as_deref(), Some("vol-1"));
+    assert_eq!(d.limits.unwrap().iops, Some(100));
 }

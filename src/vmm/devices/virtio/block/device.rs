@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use thiserror::Error;
@@ -30,8 +30,8 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use super::config::ConfigSpace;
 use super::engine::EngineError;
 use super::queue::{Disk, QueueHandler};
-use super::request::DiskLimits;
 use super::{BlockConfig, BlockMetrics, NUM_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
+use crate::vmm::config::VolumeLimits;
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_BLOCK,
     VirtioDevice, VirtioInterrupt, check_queues,
@@ -73,6 +73,7 @@ pub enum BlockError {
 pub struct Block {
     path: PathBuf,
     disk: Arc<Disk>,
+    limits: Option<VolumeLimits>,
     config: ConfigSpace,
     features: u64,
     acked_features: u64,
@@ -101,10 +102,8 @@ impl Block {
         let capacity = size >> SECTOR_SHIFT;
         let disk = Arc::new(Disk {
             file,
-            limits: DiskLimits {
-                capacity,
-                read_only: cfg.read_only,
-            },
+            capacity: AtomicU64::new(capacity),
+            read_only: cfg.read_only,
             id,
             zero_range_unsupported: AtomicBool::new(false),
         });
@@ -136,6 +135,7 @@ impl Block {
         Ok(Block {
             path: cfg.path,
             disk,
+            limits: cfg.limits,
             config: ConfigSpace::new(capacity),
             features,
             acked_features: 0,
@@ -152,11 +152,38 @@ impl Block {
 
     /// Capacity in 512-byte sectors.
     pub fn capacity(&self) -> u64 {
-        self.disk.limits.capacity
+        self.disk.capacity.load(Ordering::Acquire)
     }
 
     pub fn read_only(&self) -> bool {
-        self.disk.limits.read_only
+        self.disk.read_only
+    }
+
+    /// Re-reads the backing file's size and exposes it as the capacity.
+    /// Returns the new capacity in sectors; the transport then tells the
+    /// driver (configuration change interrupt). Requests already checked
+    /// against the old size finish as the host file lets them.
+    pub fn resize(&mut self) -> Result<u64, BlockError> {
+        let size = (&self.disk.file)
+            .seek(SeekFrom::End(0))
+            .map_err(|source| BlockError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        let capacity = size >> SECTOR_SHIFT;
+        self.disk.capacity.store(capacity, Ordering::Release);
+        self.config.set_capacity(capacity);
+        Ok(capacity)
+    }
+
+    /// The EBS limits the disk was given (None: unthrottled).
+    pub fn limits(&self) -> Option<&VolumeLimits> {
+        self.limits.as_ref()
+    }
+
+    /// New EBS limits, effective for the requests that follow.
+    pub fn set_limits(&mut self, limits: Option<VolumeLimits>) {
+        self.limits = limits;
     }
 
     pub fn path(&self) -> &Path {

@@ -26,6 +26,8 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::vmm::config::VolumeLimits;
+
 // Used by the VMM core once it wires disks up.
 #[allow(unused_imports)]
 pub use device::{Block, BlockError};
@@ -56,6 +58,9 @@ pub struct BlockConfig {
     /// Returned by VIRTIO_BLK_T_GET_ID (EBS volume id, e.g. "vol-0123..."):
     /// at most 20 bytes, shows up as /dev/disk/by-id/virtio-<serial>.
     pub serial: Option<String>,
+    /// EBS volume-type limits (None: unthrottled). Stored and reported;
+    /// the rate limiter that applies them lives with the request queues.
+    pub limits: Option<VolumeLimits>,
 }
 
 /// Per-device counters, readable from any thread while the device runs.

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use io_uring::{opcode, types};
 use thiserror::Error;
@@ -33,13 +33,26 @@ const MAX_RETRIES: u8 = 8;
 /// The backing file and what every queue needs to know about it.
 pub struct Disk {
     pub file: File,
-    pub limits: DiskLimits,
+    /// In 512-byte sectors; changes when the backing file is resized
+    /// (PATCH /vm/disks/{id} with resize).
+    pub capacity: AtomicU64,
+    pub read_only: bool,
     /// GET_ID answer: the serial, NUL-padded.
     pub id: [u8; SERIAL_MAX_LEN],
     /// Set once the host filesystem refused FALLOC_FL_ZERO_RANGE (tmpfs,
     /// for one); write-zeroes then punches holes, which reads back as
     /// zeroes too.
     pub zero_range_unsupported: AtomicBool,
+}
+
+impl Disk {
+    /// What a request is checked against, as of now.
+    pub fn limits(&self) -> DiskLimits {
+        DiskLimits {
+            capacity: self.capacity.load(Ordering::Acquire),
+            read_only: self.read_only,
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -308,7 +321,7 @@ impl QueueHandler {
                 aq.free.pop();
                 let slot = &mut aq.slots[usize::from(idx)];
                 slot.clear_progress();
-                match slot.req.parse(chain, &aq.mem, self.disk.limits) {
+                match slot.req.parse(chain, &aq.mem, self.disk.limits()) {
                     Ok(()) => match start(slot, &aq.mem, &self.disk, &self.metrics) {
                         Some(status) => {
                             finish(aq, idx, status, &self.metrics)?;

@@ -107,6 +107,7 @@ fn cfg(img: &TempImage) -> BlockConfig {
         path: img.0.clone(),
         read_only: false,
         serial: Some("vol-0123456789abcdef".into()),
+        limits: None,
     }
 }
 
@@ -374,6 +375,29 @@ fn capacity_ignores_partial_tail_and_zero_length_is_allowed() {
     let empty = TempImage::new(0);
     let b = Block::new(cfg(&empty)).unwrap();
     assert_eq!(b.capacity(), 0);
+}
+
+#[test]
+fn resize_rereads_the_file_size_and_limits_are_kept() {
+    let img = TempImage::new(4 * SECTOR);
+    let mut c = cfg(&img);
+    c.limits = serde_json::from_str(r#"{"volume_type":"gp2","size_gib":1}"#).unwrap();
+    let mut b = Block::new(c).unwrap();
+    assert_eq!(b.limits().unwrap().size_gib, 1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img.0)
+        .unwrap()
+        .set_len(10 * SECTOR as u64 + 7)
+        .unwrap();
+    assert_eq!(b.capacity(), 4, "unchanged until asked");
+    assert_eq!(b.resize().unwrap(), 10);
+    assert_eq!(b.capacity(), 10);
+    let mut cap = [0u8; 8];
+    b.read_config(0, &mut cap);
+    assert_eq!(u64::from_le_bytes(cap), 10);
+    b.set_limits(None);
+    assert!(b.limits().is_none());
 }
 
 #[test]
