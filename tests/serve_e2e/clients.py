@@ -155,6 +155,19 @@ def main():
             raise AssertionError(f"{DEBIAN_AWS} missing: install Debian's awscli (scripts/install-deps)")
         verdict = "pass"
     finally:
+        # Nothing of ours may keep running (and competing for the emulated
+        # host's CPU) after a failure.
+        try:
+            ec2 = client()
+            mine = [i["InstanceId"] for r in ec2.describe_instances(Filters=[
+                {"Name": "tag:Name", "Values": ["boto3", "aws-pypi", "aws-debian"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ])["Reservations"] for i in r["Instances"]]
+            if mine:
+                ec2.terminate_instances(InstanceIds=mine)
+                ec2.get_waiter("instance_terminated").wait(InstanceIds=mine, WaiterConfig=waiter_config())
+        except Exception as e:  # noqa: BLE001 - the verdict must still be sent
+            print(f"cleanup: {e}", flush=True)
         client().create_tags(Resources=[IMAGE], Tags=[{"Key": "flint-e2e-clients", "Value": verdict}])
         print(f"clients: {verdict}", flush=True)
 

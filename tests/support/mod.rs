@@ -1,6 +1,8 @@
 //! Runs end-to-end scenarios through `tests/emuhost/run` and reads their
-//! results. One scenario runs at a time on the machine (a lock file), because
-//! an emulated KVM host saturates both cores.
+//! results. At most FLINT_E2E_SLOTS (default 2) scenarios run at once on the
+//! machine, one per lock file target/.e2e.lock.N: an emulated KVM host runs
+//! its guests on one of its CPUs (images/emuhost/init), so it keeps about
+//! one of this machine's cores busy. The benchmarks take every slot.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -24,7 +26,7 @@ pub struct Scenario {
     retry: bool,
 }
 
-/// A run in progress (see `Scenario::spawn`): the e2e lock is held until it
+/// A run in progress (see `Scenario::spawn`): its e2e slot is held until it
 /// is finished.
 pub struct Running {
     child: std::process::Child,
@@ -141,8 +143,7 @@ impl Scenario {
     /// scenario while it runs; `suffix` names the log of a repeated run.
     pub fn spawn(&self, suffix: &str) -> Running {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let lock = File::create(repo.join("target/.e2e.lock")).expect("create e2e lock file");
-        lock.lock().expect("take e2e lock");
+        let lock = take_slot(repo);
 
         let log_path = repo.join("target/e2e-logs").join(format!(
             "{}-{}{suffix}.log",
@@ -179,6 +180,27 @@ impl Scenario {
             log_path,
             _lock: lock,
         }
+    }
+}
+
+/// Waits for a free e2e slot and holds it (the lock lives as long as the
+/// file).
+fn take_slot(repo: &Path) -> File {
+    let slots: usize = std::env::var("FLINT_E2E_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2);
+    std::fs::create_dir_all(repo.join("target")).expect("create target/");
+    loop {
+        for slot in 0..slots {
+            let path = repo.join(format!("target/.e2e.lock.{slot}"));
+            let file = File::create(&path).expect("create e2e lock file");
+            if file.try_lock().is_ok() {
+                return file;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 
