@@ -7,7 +7,7 @@
 //!   aws CLI from PyPI and Debian's awscli 2.9.19 with --endpoint-url
 //!   (run / describe / get-console-output / terminate / wait);
 //! - inside the emulated host, with curl (it has no Python): RegisterImage
-//!   of debian-12-test, ImportKeyPair, RunInstances with user data, the
+//!   of the debian-12 AMI, ImportKeyPair, RunInstances with user data, the
 //!   console and GetConsoleOutput, SSH with the key, data across
 //!   stop/start, SIGKILL of flint serve and re-adoption, stop after
 //!   restart, terminate deleting the root volume and the TAP.
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
 /// the clients' report (None when they never got to run).
 fn run_once(suffix: &str) -> (Outcome, Option<(bool, String)>) {
     let port = free_port();
-    let image = support::image_dir("debian-12-test").join("disk.raw");
+    let image = support::image_dir("debian-12").join("disk.raw");
     let scenario = Scenario::new("serve")
         .disk("ami", &image)
         .forward(port, GUEST_PORT)

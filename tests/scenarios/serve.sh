@@ -1,4 +1,4 @@
-# flint serve end to end in the emulated KVM host: the debian-12-test AMI
+# flint serve end to end in the emulated KVM host: the debian-12 AMI (the default one: the test variant reboots itself on 1 vCPU)
 # registered through the EC2 API, an instance with a key pair and a
 # user-data script, SSH, data on the root volume surviving stop/start,
 # SIGKILL of the daemon while the VM runs (re-adoption), terminate.
@@ -66,7 +66,7 @@ start_guest serve "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/fl
     --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
 wait_api && result serve-listening pass || result serve-listening fail
 # The root volume is a sparse copy of the AMI's data (~600 MB for
-# debian-12-test) on the payload disk: say how much room there is.
+# debian-12) on the payload disk: say how much room there is.
 metric payload-free-mib "$(df -Pm "$data" | awk 'NR == 2 { print $4 }')" MiB
 
 # RegisterImage takes a regular file; in the emulated host the AMI is a
@@ -75,7 +75,7 @@ if [ -b "$ami" ] || [ -b "$(readlink -f "$ami")" ]; then
     qemu-img convert -O raw "$ami" "$FLINT_WORK/ami.raw" && ami=$FLINT_WORK/ami.raw ||
         result ami-copy fail
 fi
-image=$(ec2 RegisterImage $(p Name=debian-12-test) $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
+image=$(ec2 RegisterImage $(p Name=debian-12) $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
 # The registered copy is what instances clone: the intermediate can go.
 [ "$ami" = "$FLINT_WORK/ami.raw" ] && rm -f "$ami"
 if [ -z "$image" ]; then
