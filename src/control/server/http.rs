@@ -84,6 +84,7 @@ impl Write for Stream {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    pub content_type: &'static str,
     pub request_id: String,
     pub close: bool,
 }
@@ -93,6 +94,7 @@ impl Reply {
         Reply {
             status: e.status,
             body: e.to_xml(&request_id),
+            content_type: XML,
             request_id,
             close,
         }
@@ -119,12 +121,17 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+const XML: &str = "text/xml;charset=UTF-8";
+/// The Prometheus text exposition format of `GET /metrics`.
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 fn write_reply(stream: &mut Stream, reply: &Reply) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          x-amzn-RequestId: {}\r\nServer: flint\r\nConnection: {}\r\n\r\n",
         reply.status,
         reason(reply.status),
+        reply.content_type,
         reply.body.len(),
         reply.request_id,
         if reply.close { "close" } else { "keep-alive" }
@@ -360,12 +367,29 @@ fn read_and_handle(
             .collect(),
         body: &body,
     };
+    if method == "GET" && target.split('?').next() == Some("/metrics") {
+        let metrics = catch_unwind(AssertUnwindSafe(|| {
+            crate::control::api::volumes::metrics::prometheus(&shared.ctx)
+        }))
+        .unwrap_or_else(|_| Err("the metrics handler failed".into()));
+        return Ok(Some(match metrics {
+            Ok(text) => Reply {
+                status: 200,
+                body: text.into_bytes(),
+                content_type: PROMETHEUS,
+                request_id,
+                close,
+            },
+            Err(e) => Reply::error(&Ec2Error::internal_error(e), request_id, close),
+        }));
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| handle(shared, &parts, &request_id)))
         .unwrap_or_else(|_| Err(Ec2Error::internal_error("the request handler failed")));
     Ok(Some(match outcome {
         Ok(xml) => Reply {
             status: 200,
             body: xml,
+            content_type: XML,
             request_id,
             close,
         },

@@ -12,6 +12,7 @@ use super::vm_config::{self, LaunchSpec};
 use super::{Live, Slot, Supervisor, SupervisorError, network, vmm_client, volume};
 use crate::control::store::instances::{InstanceState, StateReason};
 use crate::control::store::processes::VmmProcess;
+use crate::control::store::volumes::AttachmentState;
 use crate::control::store::{StoreError, Tx};
 
 /// How often a starting VM's control socket is asked whether it runs.
@@ -57,12 +58,13 @@ pub(super) fn reconcile(
 fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), SupervisorError> {
     let cfg = &sup.cfg;
     let layout = &cfg.layout;
-    let (record, root, image, key, tags) = sup.store().read(|t: &Tx<'_>| {
+    let (record, volumes, root, image, key, tags) = sup.store().read(|t: &Tx<'_>| {
         let record = t.instance(id)?;
-        let root = t
-            .list_volumes(&[], &[id.to_string()])?
-            .into_iter()
+        let volumes = t.list_volumes(&[], &[id.to_string()])?;
+        let root = volumes
+            .iter()
             .find(|v| v.device.as_deref() == Some(vm_config::ROOT_DEVICE))
+            .cloned()
             .ok_or_else(|| StoreError::NotFound {
                 kind: "root volume of instance",
                 id: id.to_string(),
@@ -73,7 +75,7 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
             None => None,
         };
         let tags = t.tags_of(id)?;
-        Ok::<_, StoreError>((record, root, image, key, tags))
+        Ok::<_, StoreError>((record, volumes, root, image, key, tags))
     })?;
     let dir = layout.instance_dir(id);
     std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
@@ -94,13 +96,15 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
     let spec = LaunchSpec {
         instance: &record,
         root: &root,
+        volumes: &volumes,
         image: image.as_ref(),
         public_key: key,
         tags,
     };
     let vm = vm_config::build(cfg, &spec)?;
+    let doc = vm_config::document(&vm, &spec)?;
     let json =
-        serde_json::to_string_pretty(&vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
+        serde_json::to_string_pretty(&doc).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let config_path = layout.vm_config(id);
     write_atomically(&config_path, json.as_bytes())?;
     if let Some(bridge) = &cfg.bridge {
@@ -207,6 +211,22 @@ fn delete_files(paths: &[String]) {
     }
 }
 
+/// With no VM process, no hot-plug is under way: a detaching volume is
+/// off the VM (detached), an attaching one is recorded for the next start
+/// (attached).
+fn settle_attachments(t: &Tx<'_>, id: &str) -> Result<(), StoreError> {
+    for v in t.list_volumes(&[], &[id.to_string()])? {
+        match v.attachment_state {
+            Some(AttachmentState::Detaching) => t.detach_volume(&v.id)?,
+            Some(AttachmentState::Attaching) => {
+                t.set_attachment_state(&v.id, AttachmentState::Attached)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The process of `id` has ended (or, with no process, is known not to
 /// run): move the record on, in one transaction with reading it, then
 /// clean up the TAP, the socket and, on termination, the volumes.
@@ -221,6 +241,7 @@ pub(super) fn settle(
             return Ok(Vec::new());
         };
         t.set_vmm_process(id, None)?;
+        settle_attachments(t, id)?;
         let Some((to, reason)) =
             outcome::after_exit(record.state, exit, record.shutdown_behavior, last_words)
         else {
