@@ -240,7 +240,7 @@ impl Supervisor {
     }
 
     /// Pushes the instance's block-device mapping (from its attachments)
-    /// to its running metadata service. Failures are logged: the next
+    /// to its running metadata service (never takes the instance's slot). Failures are logged: the next
     /// start writes the mapping into vm.json anyway.
     pub fn push_block_devices(&self, instance_id: &str) {
         let volumes = match self
@@ -255,7 +255,13 @@ impl Supervisor {
         };
         let mapping = vm_config::block_device_mapping(&volumes);
         let update = json!({ "block_device_mapping": mapping });
-        if let Err(e) = self.push_metadata(instance_id, &update) {
+        // Not push_metadata: callers may hold the instance's slot, which
+        // has_process would take again. No socket means no VM to tell.
+        let socket = self.layout().socket(instance_id);
+        if !socket.exists() {
+            return;
+        }
+        if let Err(e) = vmm_client::update_metadata(&socket, &update.to_string()) {
             eprintln!("flint serve: instance {instance_id}: block-device mapping not pushed: {e}");
         }
     }
