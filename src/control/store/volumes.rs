@@ -241,7 +241,10 @@ impl Tx<'_> {
     }
 
     /// Volumes in one of `states` (for the daemon's restart recovery).
-    pub fn volumes_in_state(&self, states: &[VolumeState]) -> Result<Vec<VolumeRecord>, StoreError> {
+    pub fn volumes_in_state(
+        &self,
+        states: &[VolumeState],
+    ) -> Result<Vec<VolumeRecord>, StoreError> {
         let names: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
         let mut c = Conditions::default();
         c.any_equal("state", &names);
@@ -341,8 +344,10 @@ impl Tx<'_> {
     pub fn delete_volume(&self, id: &str) -> Result<(), StoreError> {
         self.conn
             .execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
-        self.conn
-            .execute("DELETE FROM volume_modifications WHERE volume_id = ?1", [id])?;
+        self.conn.execute(
+            "DELETE FROM volume_modifications WHERE volume_id = ?1",
+            [id],
+        )?;
         if self
             .conn
             .execute("DELETE FROM volumes WHERE id = ?1", [id])?

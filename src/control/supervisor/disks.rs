@@ -137,8 +137,7 @@ impl Supervisor {
             .spawn(move || {
                 let mut last_error = Instant::now() - Duration::from_secs(60);
                 loop {
-                    if !sup.has_process(&instance_id)
-                        || !sup.is_detaching(&volume_id, &instance_id)
+                    if !sup.has_process(&instance_id) || !sup.is_detaching(&volume_id, &instance_id)
                     {
                         return;
                     }
@@ -170,17 +169,15 @@ impl Supervisor {
     /// The disk is off the VM: the attachment ends (if it is still the
     /// detaching one), and the guest's metadata follows.
     pub fn finish_detach(&self, instance_id: &str, volume_id: &str) {
-        let done = self.store().write(|t| {
-            match t.get_volume(volume_id)? {
-                Some(v)
-                    if v.is_on(instance_id)
-                        && v.attachment_state == Some(AttachmentState::Detaching) =>
-                {
-                    t.detach_volume(volume_id)?;
-                    Ok::<_, StoreError>(true)
-                }
-                _ => Ok(false),
+        let done = self.store().write(|t| match t.get_volume(volume_id)? {
+            Some(v)
+                if v.is_on(instance_id)
+                    && v.attachment_state == Some(AttachmentState::Detaching) =>
+            {
+                t.detach_volume(volume_id)?;
+                Ok::<_, StoreError>(true)
             }
+            _ => Ok(false),
         });
         match done {
             Ok(true) => self.push_block_devices(instance_id),

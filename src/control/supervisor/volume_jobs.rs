@@ -78,9 +78,9 @@ impl Supervisor {
                     VolumeState::Error
                 }
             };
-            let moved = sup.store().write(|t| {
-                t.transition_volume(&id, &[VolumeState::Creating], state)
-            });
+            let moved = sup
+                .store()
+                .write(|t| t.transition_volume(&id, &[VolumeState::Creating], state));
             if let Err(e) = moved {
                 eprintln!("flint serve: volume {id}: {e}");
             }
@@ -103,12 +103,8 @@ impl Supervisor {
         let size = v.size_gib.saturating_mul(volume::GIB);
         match (&v.snapshot_id, snapshot) {
             (None, _) => make_empty(path, size),
-            (Some(_), Some(s)) => {
-                volume::clone_image(Path::new(&s.path), path, size).map(|_| ())
-            }
-            (Some(s), None) => Err(SupervisorError::Config(format!(
-                "snapshot {s} is gone"
-            ))),
+            (Some(_), Some(s)) => volume::clone_image(Path::new(&s.path), path, size).map(|_| ()),
+            (Some(s), None) => Err(SupervisorError::Config(format!("snapshot {s} is gone"))),
         }
     }
 
@@ -218,9 +214,8 @@ impl Supervisor {
         let instance = v.instance_id.clone();
         let apply = |has_process: bool| -> Result<Option<String>, SupervisorError> {
             grow(Path::new(&v.path), v.size_gib.saturating_mul(volume::GIB))?;
-            self.store().write(|t| {
-                t.set_modification_state(seq, ModificationState::Optimizing, None)
-            })?;
+            self.store()
+                .write(|t| t.set_modification_state(seq, ModificationState::Optimizing, None))?;
             let live = has_process && v.attachment_state == Some(AttachmentState::Attached);
             let (Some(instance), true) = (&instance, live) else {
                 return Ok(None);
@@ -229,7 +224,9 @@ impl Supervisor {
                 .resize_disk(instance, id)
                 .and_then(|_| self.set_disk_limits(instance, &v));
             Ok(told.err().map(|e| {
-                format!("the running VM did not take the change ({e}); it applies at the next start")
+                format!(
+                    "the running VM did not take the change ({e}); it applies at the next start"
+                )
             }))
         };
         match &instance {
@@ -322,7 +319,8 @@ impl Supervisor {
                 (_, None) => self.finish_detach(instance, &v.id),
                 (_, Some(entry)) => {
                     let ejecting = entry.get("state").and_then(|s| s.as_str()) == Some("detaching");
-                    if !ejecting && self.unplug(instance, &v.id, false)? == super::disks::Eject::Gone
+                    if !ejecting
+                        && self.unplug(instance, &v.id, false)? == super::disks::Eject::Gone
                     {
                         self.finish_detach(instance, &v.id);
                     } else {
@@ -333,7 +331,10 @@ impl Supervisor {
             Ok(())
         })();
         if let Err(e) = result {
-            eprintln!("flint serve: volume {}: recovering its attachment: {e}", v.id);
+            eprintln!(
+                "flint serve: volume {}: recovering its attachment: {e}",
+                v.id
+            );
             if state == AttachmentState::Detaching {
                 self.watch_eject(instance, &v.id);
             }

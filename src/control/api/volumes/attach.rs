@@ -80,7 +80,9 @@ fn device_in_use(device: &str) -> Ec2Error {
     Ec2Error::invalid_parameter_value(
         "device",
         device,
-        &format!("Invalid value '{device:.64}' for unixDevice. Attachment point {device:.64} is already in use"),
+        &format!(
+            "Invalid value '{device:.64}' for unixDevice. Attachment point {device:.64} is already in use"
+        ),
     )
 }
 
@@ -234,14 +236,33 @@ mod tests {
     #[test]
     fn device_names_as_ec2_takes_them() {
         for good in [
-            "/dev/sdf", "sdf", "/dev/xvdf", "xvdh", "/dev/xvdba", "/dev/xvdcz", "/dev/sdf1",
-            "/dev/sdp15", "/dev/hdb", "/dev/xvda", "/dev/sda1",
+            "/dev/sdf",
+            "sdf",
+            "/dev/xvdf",
+            "xvdh",
+            "/dev/xvdba",
+            "/dev/xvdcz",
+            "/dev/sdf1",
+            "/dev/sdp15",
+            "/dev/hdb",
+            "/dev/xvda",
+            "/dev/sda1",
         ] {
             assert!(valid_device(good), "{good}");
         }
         for bad in [
-            "/dev/foo", "", "/dev/sd", "/dev/xvdda", "/dev/sdf0", "/dev/sdf16", "/dev/sdf01",
-            "/dev/SDF", "/dev/xvdf1", "/dev/sda", "/dev/nvme1n1", "/dev/sdf/../x",
+            "/dev/foo",
+            "",
+            "/dev/sd",
+            "/dev/xvdda",
+            "/dev/sdf0",
+            "/dev/sdf16",
+            "/dev/sdf01",
+            "/dev/SDF",
+            "/dev/xvdf1",
+            "/dev/sda",
+            "/dev/nvme1n1",
+            "/dev/sdf/../x",
         ] {
             assert!(!valid_device(bad), "{bad}");
         }

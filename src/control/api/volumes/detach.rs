@@ -99,7 +99,9 @@ fn detach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
                 return Err(Ec2Error::new(
                     "OperationNotPermitted",
                     400,
-                    format!("Unable to detach root volume '{volume_id}' from instance '{instance_id}'"),
+                    format!(
+                        "Unable to detach root volume '{volume_id}' from instance '{instance_id}'"
+                    ),
                 ));
             }
             call.check_dry_run()?;

@@ -35,17 +35,72 @@ use crate::control::supervisor::volume::GIB;
 
 /// (VMM field, Prometheus name, type, help).
 const VMM_METRICS: [(&str, &str, &str, &str); 11] = [
-    ("VolumeReadOps", "flint_volume_read_ops_total", "counter", "Read operations completed."),
-    ("VolumeWriteOps", "flint_volume_write_ops_total", "counter", "Write operations completed."),
-    ("VolumeReadBytes", "flint_volume_read_bytes_total", "counter", "Bytes read."),
-    ("VolumeWriteBytes", "flint_volume_write_bytes_total", "counter", "Bytes written."),
-    ("VolumeTotalReadTime", "flint_volume_read_time_seconds_total", "counter", "Time spent on reads."),
-    ("VolumeTotalWriteTime", "flint_volume_write_time_seconds_total", "counter", "Time spent on writes."),
-    ("VolumeIdleTime", "flint_volume_idle_time_seconds_total", "counter", "Time with no I/O in flight."),
-    ("VolumeQueueLength", "flint_volume_queue_length", "gauge", "Requests in flight."),
-    ("BurstBalance", "flint_volume_burst_balance_percent", "gauge", "Burst bucket left (gp2, st1, sc1)."),
-    ("VolumeThrottledOps", "flint_volume_throttled_ops_total", "counter", "Operations delayed by the volume's limits."),
-    ("VolumeThrottledBytes", "flint_volume_throttled_bytes_total", "counter", "Bytes delayed by the volume's limits."),
+    (
+        "VolumeReadOps",
+        "flint_volume_read_ops_total",
+        "counter",
+        "Read operations completed.",
+    ),
+    (
+        "VolumeWriteOps",
+        "flint_volume_write_ops_total",
+        "counter",
+        "Write operations completed.",
+    ),
+    (
+        "VolumeReadBytes",
+        "flint_volume_read_bytes_total",
+        "counter",
+        "Bytes read.",
+    ),
+    (
+        "VolumeWriteBytes",
+        "flint_volume_write_bytes_total",
+        "counter",
+        "Bytes written.",
+    ),
+    (
+        "VolumeTotalReadTime",
+        "flint_volume_read_time_seconds_total",
+        "counter",
+        "Time spent on reads.",
+    ),
+    (
+        "VolumeTotalWriteTime",
+        "flint_volume_write_time_seconds_total",
+        "counter",
+        "Time spent on writes.",
+    ),
+    (
+        "VolumeIdleTime",
+        "flint_volume_idle_time_seconds_total",
+        "counter",
+        "Time with no I/O in flight.",
+    ),
+    (
+        "VolumeQueueLength",
+        "flint_volume_queue_length",
+        "gauge",
+        "Requests in flight.",
+    ),
+    (
+        "BurstBalance",
+        "flint_volume_burst_balance_percent",
+        "gauge",
+        "Burst bucket left (gp2, st1, sc1).",
+    ),
+    (
+        "VolumeThrottledOps",
+        "flint_volume_throttled_ops_total",
+        "counter",
+        "Operations delayed by the volume's limits.",
+    ),
+    (
+        "VolumeThrottledBytes",
+        "flint_volume_throttled_bytes_total",
+        "counter",
+        "Bytes delayed by the volume's limits.",
+    ),
 ];
 
 /// Label values are ids and names we made or validated, but escape anyway.
@@ -75,7 +130,10 @@ pub fn prometheus(ctx: &Context) -> Result<String, String> {
             v.size_gib.saturating_mul(GIB)
         );
     }
-    let _ = writeln!(out, "# HELP flint_volume_info The volume's state, type and attachment.");
+    let _ = writeln!(
+        out,
+        "# HELP flint_volume_info The volume's state, type and attachment."
+    );
     let _ = writeln!(out, "# TYPE flint_volume_info gauge");
     for v in volumes.iter().filter(|v| v.state != VolumeState::Deleted) {
         let _ = writeln!(
@@ -124,7 +182,10 @@ pub fn prometheus(ctx: &Context) -> Result<String, String> {
             );
         }
     }
-    let _ = writeln!(out, "# HELP flint_volume_metrics_errors VMs that did not answer this scrape.");
+    let _ = writeln!(
+        out,
+        "# HELP flint_volume_metrics_errors VMs that did not answer this scrape."
+    );
     let _ = writeln!(out, "# TYPE flint_volume_metrics_errors gauge");
     let _ = writeln!(out, "flint_volume_metrics_errors {errors}");
     Ok(out)

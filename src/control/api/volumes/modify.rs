@@ -68,9 +68,8 @@ fn target(
     throughput: Option<u32>,
 ) -> VolumeSpec {
     let kind = kind.unwrap_or(&current.volume_type).to_string();
-    let same_family = |a: &str, b: &str| {
-        a == b || (matches!(a, "io1" | "io2") && matches!(b, "io1" | "io2"))
-    };
+    let same_family =
+        |a: &str, b: &str| a == b || (matches!(a, "io1" | "io2") && matches!(b, "io1" | "io2"));
     let keeps = same_family(&kind, &current.volume_type);
     VolumeSpec {
         size_gib: size.unwrap_or(current.size_gib),
@@ -117,7 +116,9 @@ fn modify_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
                 v.state
             )));
         }
-        if let Some(last) = t.latest_modifications(std::slice::from_ref(&volume_id))?.first()
+        if let Some(last) = t
+            .latest_modifications(std::slice::from_ref(&volume_id))?
+            .first()
             && matches!(
                 last.state,
                 ModificationState::Modifying | ModificationState::Optimizing
@@ -162,7 +163,9 @@ fn modify_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     })?;
     sup.apply_modification(&volume.id, modification.seq);
     call.reply(|x| {
-        x.element("volumeModification", |x| render::modification(x, &modification));
+        x.element("volumeModification", |x| {
+            render::modification(x, &modification)
+        });
     })
 }
 

@@ -187,28 +187,64 @@ mod tests {
     fn sizes_per_type() {
         assert_eq!(code(spec("gp2", 1, None, None)), "ok");
         assert_eq!(code(spec("gp2", 0, None, None)), "InvalidParameterValue");
-        assert_eq!(code(spec("gp2", 16_385, None, None)), "InvalidParameterValue");
-        assert_eq!(code(spec("io1", 3, Some(100), None)), "InvalidParameterValue");
+        assert_eq!(
+            code(spec("gp2", 16_385, None, None)),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(spec("io1", 3, Some(100), None)),
+            "InvalidParameterValue"
+        );
         assert_eq!(code(spec("st1", 124, None, None)), "InvalidParameterValue");
         assert_eq!(code(spec("sc1", 125, None, None)), "ok");
-        assert_eq!(code(spec("standard", 1025, None, None)), "InvalidParameterValue");
+        assert_eq!(
+            code(spec("standard", 1025, None, None)),
+            "InvalidParameterValue"
+        );
         assert_eq!(code(spec("gp3", 65_536, None, None)), "ok");
     }
 
     #[test]
     fn iops_and_throughput_per_type() {
-        assert_eq!(code(spec("gp2", 10, Some(300), None)), "InvalidParameterCombination");
-        assert_eq!(code(spec("io1", 10, None, None)), "InvalidParameterCombination");
+        assert_eq!(
+            code(spec("gp2", 10, Some(300), None)),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            code(spec("io1", 10, None, None)),
+            "InvalidParameterCombination"
+        );
         assert_eq!(code(spec("io1", 10, Some(500), None)), "ok");
-        assert_eq!(code(spec("io1", 10, Some(501), None)), "InvalidParameterValue");
-        assert_eq!(code(spec("io2", 10, Some(99), None)), "InvalidParameterValue");
+        assert_eq!(
+            code(spec("io1", 10, Some(501), None)),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(spec("io2", 10, Some(99), None)),
+            "InvalidParameterValue"
+        );
         assert_eq!(code(spec("gp3", 1, Some(3000), None)), "ok");
-        assert_eq!(code(spec("gp3", 8, Some(4001), None)), "InvalidParameterValue");
-        assert_eq!(code(spec("gp3", 8, Some(2999), None)), "InvalidParameterValue");
-        assert_eq!(code(spec("gp3", 8, None, Some(124))), "InvalidParameterValue");
+        assert_eq!(
+            code(spec("gp3", 8, Some(4001), None)),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(spec("gp3", 8, Some(2999), None)),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(spec("gp3", 8, None, Some(124))),
+            "InvalidParameterValue"
+        );
         assert_eq!(code(spec("gp3", 8, None, Some(750))), "ok");
-        assert_eq!(code(spec("gp3", 8, None, Some(751))), "InvalidParameterValue");
-        assert_eq!(code(spec("st1", 500, None, Some(250))), "InvalidParameterCombination");
+        assert_eq!(
+            code(spec("gp3", 8, None, Some(751))),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(spec("st1", 500, None, Some(250))),
+            "InvalidParameterCombination"
+        );
         let filled = validate(&spec("gp3", 8, None, None)).unwrap();
         assert_eq!((filled.iops, filled.throughput), (Some(3000), Some(125)));
         assert_eq!(check_type("gp4").unwrap_err().code, "InvalidParameterValue");

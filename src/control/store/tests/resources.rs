@@ -175,7 +175,13 @@ fn volumes_attach_and_detach_with_state_checks() {
         .unwrap();
     // The same device twice on one instance.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v3, &owner.id, "/dev/sdf", false, AttachmentState::Attached)),
+        store.write(|t| t.attach_volume(
+            &v3,
+            &owner.id,
+            "/dev/sdf",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::Duplicate {
             kind: "attachment",
             ..
@@ -183,7 +189,13 @@ fn volumes_attach_and_detach_with_state_checks() {
     ));
     // Attaching an attached volume.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v2, &owner.id, "/dev/sdg", false, AttachmentState::Attached)),
+        store.write(|t| t.attach_volume(
+            &v2,
+            &owner.id,
+            "/dev/sdg",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::IncorrectVolumeState {
             current: VolumeState::InUse,
             ..
@@ -191,7 +203,13 @@ fn volumes_attach_and_detach_with_state_checks() {
     ));
     // To an instance that does not exist: refused at commit.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v3, "i-0000000000000dead", "/dev/sdg", false, AttachmentState::Attached)),
+        store.write(|t| t.attach_volume(
+            &v3,
+            "i-0000000000000dead",
+            "/dev/sdg",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::MissingReference { .. })
     ));
     let attached = store
