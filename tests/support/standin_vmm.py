@@ -53,6 +53,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin_disks import DiskBus  # noqa: E402
+
 args = sys.argv[1:]
 if len(args) != 2 or args[0] != "--config":
     print("flint vmm: usage: standin --config FILE", file=sys.stderr)
@@ -73,59 +76,6 @@ console_path = (config.get("console") or {}).get("file")
 started = time.monotonic()
 lock = threading.Lock()
 state = {"boots": 1, "state": "starting"}
-eject_ms = int(os.environ.get("FLINT_STANDIN_EJECT_MS", "300"))
-hotplug_slots = int(os.environ.get("FLINT_STANDIN_HOTPLUG_SLOTS", "8"))
-guest = {"hung": False}
-events = []
-# Boot disks: the root (the image) on slot 1, the config's disks after it.
-HOTPLUG_FIRST_SLOT = 16
-
-
-def file_size(path):
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def boot_disk(entry, slot):
-    return {"id": entry.get("id") or entry.get("serial") or f"disk{slot}",
-            "path": entry["path"], "read_only": entry.get("read_only", False),
-            "serial": entry.get("serial"), "slot": slot, "state": "attached",
-            "size_bytes": file_size(entry["path"]), "limits": entry.get("limits"),
-            "hotplugged": False, "reads": 0}
-
-
-disks = {}
-if config.get("image"):
-    d = boot_disk(config["image"], 1)
-    disks[d["id"]] = d
-for n, entry in enumerate(config.get("disks") or []):
-    d = boot_disk(entry, 2 + n)
-    disks[d["id"]] = d
-
-
-def public(d):
-    return {k: d[k] for k in ("id", "path", "read_only", "serial", "slot", "state",
-                              "size_bytes", "limits")}
-
-
-def eject_later(disk_id):
-    def run():
-        deadline = time.monotonic() + eject_ms / 1000
-        while True:
-            time.sleep(0.05)
-            with lock:
-                d = disks.get(disk_id)
-                if d is None or d["state"] != "detaching":
-                    return
-                if time.monotonic() >= deadline and not guest["hung"]:
-                    del disks[disk_id]
-                    console(f"standin: the guest ejected {disk_id}")
-                    return
-    threading.Thread(target=run, daemon=True).start()
-
-
 def console(line):
     # Never fatal: exiting must work even when the instance dir is gone.
     if console_path:
@@ -134,6 +84,9 @@ def console(line):
                 f.write(line + "\n")
         except OSError:
             pass
+
+
+bus = DiskBus(config, console, lock)
 
 
 def finish(code, reason=None):
@@ -203,116 +156,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             return json.loads(raw or b"null")
         except ValueError:
-            return ValueError
-
-    def disks_get(self):
-        parts = self.path.split("?")[0].split("/")
-        if self.path == "/vm/disks":
-            with lock:
-                return self.reply(200, [public(d) for d in sorted(disks.values(),
-                                                                    key=lambda d: d["slot"])])
-        if len(parts) == 4:
-            with lock:
-                d = disks.get(parts[3])
-                return self.reply(200, public(d)) if d else self.reply(404, {"error": "no such disk"})
-        if len(parts) == 5 and parts[4] == "metrics":
-            with lock:
-                d = disks.get(parts[3])
-                if not d:
-                    return self.reply(404, {"error": "no such disk"})
-                d["reads"] += 1
-                n = d["reads"]
-                burst = None
-                if (d.get("limits") or {}).get("volume_type") in ("gp2", "st1", "sc1"):
-                    burst = 100.0
-                return self.reply(200, {
-                    "VolumeReadOps": 10 * n, "VolumeWriteOps": 5 * n,
-                    "VolumeReadBytes": 40960 * n, "VolumeWriteBytes": 20480 * n,
-                    "VolumeTotalReadTime": 0.01 * n, "VolumeTotalWriteTime": 0.02 * n,
-                    "VolumeQueueLength": 0, "VolumeIdleTime": 1.0 * n,
-                    "BurstBalance": burst, "VolumeThrottledOps": 0, "VolumeThrottledBytes": 0})
-        return self.reply(404, {"error": "no such path"})
-
-    def disks_put(self):
-        events.append(["PUT", self.path, None])
-        body = self.body_json()
-        if body is ValueError or not isinstance(body, dict) or not body.get("id") \
-                or not str(body.get("path", "")).startswith("/"):
-            return self.reply(400, {"error": "malformed disk"})
-        events[-1][2] = body
-        with lock:
-            if body["id"] in disks:
-                return self.reply(409, {"error": "already attached"})
-            try:
-                fd = os.open(body["path"], os.O_RDONLY if body.get("read_only") else os.O_RDWR)
-                os.close(fd)
-            except OSError as e:
-                return self.reply(422, {"error": f"cannot open: {e}"})
-            used = {d["slot"] for d in disks.values() if d["hotplugged"]}
-            free = [n for n in range(HOTPLUG_FIRST_SLOT, HOTPLUG_FIRST_SLOT + hotplug_slots)
-                    if n not in used]
-            if not free:
-                return self.reply(507, {"error": "no free hot-plug slot"})
-            d = {"id": body["id"], "path": body["path"], "read_only": bool(body.get("read_only")),
-                 "serial": body.get("serial"), "slot": free[0], "state": "attached",
-                 "size_bytes": file_size(body["path"]), "limits": body.get("limits"),
-                 "hotplugged": True, "reads": 0}
-            disks[d["id"]] = d
-            console(f"standin: hot-plugged {d['id']} serial {d['serial']} slot {d['slot']}")
-            return self.reply(200, public(d))
-
-    def disks_delete(self):
-        events.append(["DELETE", self.path, None])
-        path, _, query = self.path.partition("?")
-        parts = path.split("/")
-        if len(parts) != 4:
-            return self.reply(404, {"error": "no such path"})
-        with lock:
-            d = disks.get(parts[3])
-            if not d:
-                return self.reply(404, {"error": "no such disk"})
-            if "force=true" in query.split("&"):
-                del disks[parts[3]]
-                return self.reply(200, {"removed": parts[3]})
-            d["state"] = "detaching"
-        eject_later(parts[3])
-        return self.reply(202, {"accepted": "eject"})
+            return None
 
     def do_PATCH(self):
-        body = self.body_json()
-        events.append(["PATCH", self.path, None if body is ValueError else body])
-        parts = self.path.split("/")
-        if not self.path.startswith("/vm/disks/") or len(parts) != 4:
-            return self.reply(404, {"error": "no such path"})
-        if body is ValueError or not isinstance(body, dict):
-            return self.reply(400, {"error": "malformed"})
-        with lock:
-            d = disks.get(parts[3])
-            if not d:
-                return self.reply(404, {"error": "no such disk"})
-            if body.get("resize"):
-                d["size_bytes"] = file_size(d["path"])
-                return self.reply(200, {"size_bytes": d["size_bytes"]})
-            if "limits" in body:
-                d["limits"] = body["limits"]
-                return self.reply(200, public(d))
-        return self.reply(400, {"error": "nothing to do"})
+        if self.path.startswith("/vm/disks/"):
+            return self.reply(*bus.patch(self.path, self.body_json()))
+        return self.reply(404, {"error": "no such path"})
 
     def do_DELETE(self):
         if self.path.startswith("/vm/disks/"):
-            return self.disks_delete()
+            return self.reply(*bus.delete(self.path))
         return self.reply(404, {"error": "no such path"})
 
     def do_GET(self):
         if self.path.startswith("/vm/disks"):
-            return self.disks_get()
+            return self.reply(*bus.get(self.path))
         if self.path == "/standin/events":
             with lock:
-                return self.reply(200, events)
+                return self.reply(200, bus.events)
         if self.path == "/vm/metrics":
-            with lock:
-                text = "".join(f'flint_disk_present{{id="{d["id"]}"}} 1\n' for d in disks.values())
-            data = text.encode()
+            data = bus.prometheus().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(data)))
@@ -335,12 +198,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_PUT(self):
         if self.path == "/vm/disks":
-            return self.disks_put()
+            return self.reply(*bus.put(self.body_json()))
         if self.path == "/standin/guest":
             body = self.body_json()
             if isinstance(body, dict) and "hung" in body:
-                guest["hung"] = bool(body["hung"])
-            return self.reply(200, guest)
+                bus.guest["hung"] = bool(body["hung"])
+            return self.reply(200, bus.guest)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.path == "/vm/shutdown":

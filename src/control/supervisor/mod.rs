@@ -26,6 +26,7 @@ pub mod network;
 pub mod outcome;
 pub mod process;
 pub mod records;
+mod settle;
 pub mod types;
 pub mod vm_config;
 pub mod vmm_client;
