@@ -79,6 +79,11 @@ fn bad_input_tokens_dry_run_filters_pages_and_delete_on_termination() {
 }
 
 #[test]
+fn flint_cli_volume_verbs_over_the_unix_socket() {
+    scenario("cli_verbs");
+}
+
+#[test]
 fn sigkill_of_the_daemon_while_detaching_is_reconciled() {
     scenario("restart");
 }

@@ -1,14 +1,16 @@
 """boto3 against `flint serve`'s EBS API with the stand-in VMM. Usage:
 scenarios.py NAME DATA_DIR; prints PASS lines, exits non-zero on failure.
 hotplug and restart are here, snapshots and requests in requests_checks.py."""
+import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (AZ, mapping, metrics, one_volume, running_instance,  # noqa: E402
                     standin_disk, until, volume_waiter)
-from harness import Daemon, check, error_code, vm_socket, waiter  # noqa: E402
+from harness import FLINT, Daemon, check, error_code, vm_socket, waiter  # noqa: E402
 from requests_checks import requests, snapshots  # noqa: E402
 
 
@@ -130,6 +132,49 @@ def hotplug(d):
     check("deleted", not os.path.exists(os.path.join(d.data_dir, "volumes", other + ".raw")))
 
 
+def cli(d, *args):
+    r = subprocess.run([FLINT, *args, "--socket", os.path.join(d.data_dir, "flint.sock")],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError(f"flint {' '.join(args)}: {r.returncode}: {r.stdout} {r.stderr}")
+    return json.loads(r.stdout) if r.stdout.strip() else None
+
+
+def cli_verbs(d):
+    """The flint CLI's volume verbs over the Unix socket (resources/
+    ec2-cli-model.json), checked against boto3's view."""
+    ec2 = d.client()
+    iid = running_instance(d, ec2)
+    v = cli(d, "create-volume", "--availability-zone", AZ, "--size", "4", "--volume-type", "io2",
+            "--iops", "200", "--tag-specifications",
+            "ResourceType=volume,Tags=[{Key=Via,Value=cli}]")
+    vid = v["VolumeId"]
+    check("cli-create", v["State"] == "creating" and v["Iops"] == 200, v)
+    volume_waiter(ec2, "volume_available")([vid])
+    listed = cli(d, "describe-volumes", "--volume-ids", vid)["Volumes"][0]
+    check("cli-describe", listed["VolumeId"] == vid and listed["Tags"] == [{"Key": "Via", "Value": "cli"}]
+          and listed["VolumeType"] == one_volume(ec2, vid)["VolumeType"], listed)
+    a = cli(d, "attach-volume", "--volume-id", vid, "--instance-id", iid, "--device", "/dev/sdf")
+    check("cli-attach", a["State"] == "attaching", a)
+    volume_waiter(ec2, "volume_in_use")([vid])
+    m = cli(d, "modify-volume", "--volume-id", vid, "--size", "5")
+    check("cli-modify", m["VolumeModification"]["TargetSize"] == 5, m)
+    until("cli modification", lambda: cli(d, "describe-volumes-modifications", "--volume-ids", vid)
+          ["VolumesModifications"][0]["ModificationState"] == "completed")
+    s = cli(d, "create-snapshot", "--volume-id", vid, "--description", "cli")
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[s["SnapshotId"]],
+                                              WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    snaps = cli(d, "describe-snapshots", "--snapshot-ids", s["SnapshotId"])["Snapshots"]
+    check("cli-snapshot", snaps[0]["State"] == "completed" and snaps[0]["VolumeSize"] == 5, snaps)
+    cli(d, "delete-snapshot", "--snapshot-id", s["SnapshotId"])
+    r = cli(d, "detach-volume", "--volume-id", vid)
+    check("cli-detach", r["State"] == "detaching", r)
+    volume_waiter(ec2, "volume_available")([vid])
+    cli(d, "delete-volume", "--volume-id", vid)
+    volume_waiter(ec2, "volume_deleted")([vid])
+    check("cli-deleted", True)
+
+
 def restart(d):
     """SIGKILL of the daemon while a detach waits for the guest."""
     ec2 = d.client()
@@ -169,7 +214,7 @@ def restart(d):
     check("re-plugged", standin_disk(d, iid, a)[0] == 200)
 
 
-SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart)}
+SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart, cli_verbs)}
 
 if __name__ == "__main__":
     name, data_dir = sys.argv[1], sys.argv[2]
