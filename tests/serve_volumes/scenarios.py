@@ -132,11 +132,13 @@ def hotplug(d):
     check("deleted", not os.path.exists(os.path.join(d.data_dir, "volumes", other + ".raw")))
 
 
-def cli(d, *args):
+def cli(d, *args, expect=0):
     r = subprocess.run([FLINT, *args, "--socket", os.path.join(d.data_dir, "flint.sock")],
                        capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
+    if r.returncode != expect:
         raise AssertionError(f"flint {' '.join(args)}: {r.returncode}: {r.stdout} {r.stderr}")
+    if expect:
+        return r.stderr
     return json.loads(r.stdout) if r.stdout.strip() else None
 
 
@@ -157,6 +159,11 @@ def cli_verbs(d):
     a = cli(d, "attach-volume", "--volume-id", vid, "--instance-id", iid, "--device", "/dev/sdf")
     check("cli-attach", a["State"] == "attaching", a)
     volume_waiter(ec2, "volume_in_use")([vid])
+    got = cli(d, "describe-volume-metrics", "--volume-ids", vid)["VolumeMetrics"]
+    check("cli-metrics", len(got) == 1 and got[0]["InstanceId"] == iid
+          and got[0]["Metrics"]["VolumeReadOps"] > 0 and "BurstBalance" in got[0]["Metrics"], got)
+    err = cli(d, "describe-volume-metrics", "--volume-ids", "vol-0123456789abcdef0", expect=254)
+    check("cli-metrics-unknown", "InvalidVolume.NotFound" in err, err)
     m = cli(d, "modify-volume", "--volume-id", vid, "--size", "5")
     check("cli-modify", m["VolumeModification"]["TargetSize"] == 5, m)
     until("cli modification", lambda: cli(d, "describe-volumes-modifications", "--volume-ids", vid)

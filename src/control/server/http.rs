@@ -367,21 +367,10 @@ fn read_and_handle(
             .collect(),
         body: &body,
     };
-    if method == "GET" && target.split('?').next() == Some("/metrics") {
-        let metrics = catch_unwind(AssertUnwindSafe(|| {
-            crate::control::api::volumes::metrics::prometheus(&shared.ctx)
-        }))
-        .unwrap_or_else(|_| Err("the metrics handler failed".into()));
-        return Ok(Some(match metrics {
-            Ok(text) => Reply {
-                status: 200,
-                body: text.into_bytes(),
-                content_type: PROMETHEUS,
-                request_id,
-                close,
-            },
-            Err(e) => Reply::error(&Ec2Error::internal_error(e), request_id, close),
-        }));
+    if method == "GET"
+        && let Some(reply) = metrics_reply(shared, &target, &request_id, close)
+    {
+        return Ok(Some(reply));
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| handle(shared, &parts, &request_id)))
         .unwrap_or_else(|_| Err(Ec2Error::internal_error("the request handler failed")));
@@ -395,6 +384,45 @@ fn read_and_handle(
         },
         Err(e) => Reply::error(&e, request_id, close),
     }))
+}
+
+/// `GET /metrics` (Prometheus text) and `GET /metrics/volumes` (JSON),
+/// outside the EC2 protocol (api/volumes/metrics.rs); None for any other
+/// target.
+fn metrics_reply(shared: &Shared, target: &str, request_id: &str, close: bool) -> Option<Reply> {
+    use crate::control::api::volumes::metrics;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let made = match path {
+        "/metrics" => catch_unwind(AssertUnwindSafe(|| metrics::prometheus(&shared.ctx)))
+            .map(|r| r.map(|text| (text, PROMETHEUS))),
+        "/metrics/volumes" => {
+            let wanted: Vec<String> = form::decode_pairs(query.as_bytes())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k == "VolumeId")
+                .map(|(_, v)| v)
+                .collect();
+            catch_unwind(AssertUnwindSafe(|| metrics::json(&shared.ctx, &wanted)))
+                .map(|r| r.map(|text| (text, "application/json")))
+        }
+        _ => return None,
+    };
+    let request_id = request_id.to_string();
+    Some(match made {
+        Ok(Ok((text, content_type))) => Reply {
+            status: 200,
+            body: text.into_bytes(),
+            content_type,
+            request_id,
+            close,
+        },
+        Ok(Err(e)) => Reply::error(&e, request_id, close),
+        Err(_) => Reply::error(
+            &Ec2Error::internal_error("the metrics handler failed"),
+            request_id,
+            close,
+        ),
+    })
 }
 
 /// Authenticates, parses and dispatches one request.

@@ -21,6 +21,9 @@
 //! | VolumeThrottledOps    | flint_volume_throttled_ops_total        | counter |
 //! | VolumeThrottledBytes  | flint_volume_throttled_bytes_total      | counter |
 //!
+//! `GET /metrics/volumes[?VolumeId=ID…]` gives the same VMM documents as
+//! JSON (see [`json`]; `flint describe-volume-metrics --volume-ids …`).
+//!
 //! A VM that does not answer is left out (and counted in
 //! `flint_volume_metrics_errors`). Like the metrics endpoints of node
 //! exporters, it takes no SigV4 signature: the socket's mode and the
@@ -29,7 +32,9 @@
 use std::fmt::Write as _;
 
 use super::super::Context;
-use crate::control::store::volumes::{AttachmentState, VolumeState};
+use crate::control::ec2::error::Ec2Error;
+use crate::control::ec2::ids::{self, ResourceKind};
+use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::volume::GIB;
 
@@ -111,12 +116,91 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One volume's metrics from its VM.
+struct Sample {
+    volume_id: String,
+    instance_id: String,
+    doc: serde_json::Value,
+}
+
+/// Asks the VM of every attached volume in `volumes` for its counters;
+/// returns them and how many VMs did not answer.
+fn sample(sup: Option<&Supervisor>, volumes: &[VolumeRecord]) -> (Vec<Sample>, u64) {
+    let mut samples = Vec::new();
+    let mut errors = 0u64;
+    let Some(sup) = sup else {
+        return (samples, errors);
+    };
+    for v in volumes {
+        let (Some(instance), Some(AttachmentState::Attached | AttachmentState::Detaching)) =
+            (v.instance_id.as_deref(), v.attachment_state)
+        else {
+            continue;
+        };
+        if !sup.has_process(instance) {
+            continue;
+        }
+        match sup.disk_metrics(instance, &v.id) {
+            Ok(Some(doc)) => samples.push(Sample {
+                volume_id: v.id.clone(),
+                instance_id: instance.to_string(),
+                doc,
+            }),
+            Ok(None) => {}
+            Err(_) => errors += 1,
+        }
+    }
+    (samples, errors)
+}
+
+/// `GET /metrics/volumes[?VolumeId=…&VolumeId=…]`, what `flint
+/// describe-volume-metrics` prints: `{"VolumeMetrics": [{"VolumeId",
+/// "State", "InstanceId", "AttachmentState", "Metrics": the VMM's document
+/// or null}]}` for the volumes asked (all when none is named; an unknown
+/// id is an error).
+pub fn json(ctx: &Context, wanted: &[String]) -> Result<String, Ec2Error> {
+    for id in wanted {
+        ids::validate(ResourceKind::Volume, id)
+            .map_err(|_| Ec2Error::malformed_id(ResourceKind::Volume, id))?;
+    }
+    let mut store = ctx.store()?;
+    let volumes = store.read(|t| t.list_volumes(wanted, &[]))?;
+    drop(store);
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|id| !volumes.iter().any(|v| &v.id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Ec2Error::volume_not_found(&missing));
+    }
+    let sup = ctx.supervisor::<Supervisor>();
+    let (samples, _) = sample(sup.as_deref(), &volumes);
+    let list: Vec<serde_json::Value> = volumes
+        .iter()
+        .filter(|v| v.state != VolumeState::Deleted)
+        .map(|v| {
+            let metrics = samples
+                .iter()
+                .find(|s| s.volume_id == v.id)
+                .map(|s| s.doc.clone());
+            serde_json::json!({
+                "VolumeId": v.id,
+                "State": v.state.as_str(),
+                "InstanceId": v.instance_id,
+                "AttachmentState": v.attachment_state.map(AttachmentState::as_str),
+                "Metrics": metrics,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "VolumeMetrics": list }))
+        .map_err(|e| Ec2Error::internal_error(e.to_string()))
+}
+
 /// The whole exposition.
-pub fn prometheus(ctx: &Context) -> Result<String, String> {
-    let mut store = ctx.store().map_err(|e| e.to_string())?;
-    let volumes = store
-        .read(|t| t.list_volumes(&[], &[]))
-        .map_err(|e| e.to_string())?;
+pub fn prometheus(ctx: &Context) -> Result<String, Ec2Error> {
+    let mut store = ctx.store()?;
+    let volumes = store.read(|t| t.list_volumes(&[], &[]))?;
     drop(store);
     let sup = ctx.supervisor::<Supervisor>();
     let mut out = String::new();
@@ -147,38 +231,19 @@ pub fn prometheus(ctx: &Context) -> Result<String, String> {
             v.attachment_state.map_or("", AttachmentState::as_str)
         );
     }
-    // (volume, instance, the VMM's document)
-    let mut samples = Vec::new();
-    let mut errors = 0u64;
-    if let Some(sup) = &sup {
-        for v in &volumes {
-            let (Some(instance), Some(AttachmentState::Attached | AttachmentState::Detaching)) =
-                (v.instance_id.as_deref(), v.attachment_state)
-            else {
-                continue;
-            };
-            if !sup.has_process(instance) {
-                continue;
-            }
-            match sup.disk_metrics(instance, &v.id) {
-                Ok(Some(doc)) => samples.push((v.id.clone(), instance.to_string(), doc)),
-                Ok(None) => {}
-                Err(_) => errors += 1,
-            }
-        }
-    }
+    let (samples, errors) = sample(sup.as_deref(), &volumes);
     for (field, name, kind, help) in VMM_METRICS {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (volume, instance, doc) in &samples {
-            let Some(value) = doc.get(field).and_then(serde_json::Value::as_f64) else {
+        for s in &samples {
+            let Some(value) = s.doc.get(field).and_then(serde_json::Value::as_f64) else {
                 continue;
             };
             let _ = writeln!(
                 out,
                 "{name}{{volume_id=\"{}\",instance_id=\"{}\"}} {value}",
-                label(volume),
-                label(instance)
+                label(&s.volume_id),
+                label(&s.instance_id)
             );
         }
     }

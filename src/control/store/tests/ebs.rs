@@ -151,7 +151,7 @@ fn attachments_move_through_their_states() {
     );
     assert_eq!(
         store.write(|t| t.purge_deleted_volumes(i64::MAX)).unwrap(),
-        [v.id.clone()]
+        std::slice::from_ref(&v.id)
     );
     assert_eq!(store.read(|t| t.get_volume(&v.id)).unwrap(), None);
 }
