@@ -97,11 +97,16 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
     let ip = r.private_ip.map(|ip| ip.to_string());
     let no_tags = Vec::new();
     let tag_list = e.tags.get(&r.id).unwrap_or(&no_tags);
-    let volumes: Vec<&VolumeRecord> = e
+    let mut volumes: Vec<&VolumeRecord> = e
         .volumes
         .iter()
         .filter(|v| v.instance_id.as_deref() == Some(&r.id))
         .collect();
+    // The root first, then in device order, as the VM sees them.
+    volumes.sort_by_key(|v| {
+        let device = v.device.as_deref().unwrap_or("");
+        (device != ROOT_DEVICE, vm_config::device_order(device))
+    });
     let terminated = r.state == InstanceState::Terminated;
     x.text("instanceId", &r.id).text("imageId", &r.image_id);
     state(x, "instanceState", r.state);

@@ -68,6 +68,17 @@ pub fn valid_device(device: &str) -> bool {
     false
 }
 
+fn not_running_or_stopped(instance_id: &str, state: InstanceState) -> Ec2Error {
+    Ec2Error::new(
+        "IncorrectInstanceState",
+        400,
+        format!(
+            "Instance '{instance_id}' is not 'running' or 'stopped' (it is {}).",
+            state.name()
+        ),
+    )
+}
+
 fn bad_device(device: &str) -> Ec2Error {
     Ec2Error::invalid_parameter_value(
         "device",
@@ -130,6 +141,13 @@ fn attach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         ));
     }
     let mut store = call.ctx.store()?;
+    // Checked before taking the instance's slot too: a pending instance's
+    // launch holds it while it clones the root volume.
+    if let Some(i) = store.read(|t| t.get_instance(&instance_id))?
+        && !matches!(i.state, InstanceState::Running | InstanceState::Stopped)
+    {
+        return Err(not_running_or_stopped(&instance_id, i.state));
+    }
     sup.with_slot(&instance_id, |has_process| {
         let record = store.write(|t| {
             let instance = t
@@ -157,16 +175,7 @@ fn attach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
             let hotplug = match instance.state {
                 InstanceState::Running => has_process,
                 InstanceState::Stopped => false,
-                other => {
-                    return Err(Ec2Error::new(
-                        "IncorrectInstanceState",
-                        400,
-                        format!(
-                            "Instance '{instance_id}' is not 'running' or 'stopped' (it is {}).",
-                            other.name()
-                        ),
-                    ));
-                }
+                other => return Err(not_running_or_stopped(&instance_id, other)),
             };
             let others = t.list_volumes(&[], std::slice::from_ref(&instance_id))?;
             let device = check_device(&device, &others)?;

@@ -137,7 +137,9 @@ fn sample(sup: Option<&Supervisor>, volumes: &[VolumeRecord]) -> (Vec<Sample>, u
         else {
             continue;
         };
-        if !sup.has_process(instance) {
+        // The socket, not has_process: that takes the instance's slot,
+        // which a launch holds while it clones a root volume.
+        if !sup.layout().socket(instance).exists() {
             continue;
         }
         match sup.disk_metrics(instance, &v.id) {
