@@ -166,7 +166,18 @@ def requests(d):
     check("dry-runs-changed-nothing", one_volume(ec2, vid)["Size"] == 1
           and ec2.describe_snapshots()["Snapshots"] == [])
 
-    iid = running_instance(d, ec2)
+    iid = running_instance(d, ec2, BlockDeviceMappings=[
+        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "Iops": 4000,
+                                            "Throughput": 200}}])
+    root = [v for v in ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id",
+                                                       "Values": [iid]}])["Volumes"]][0]
+    check("root-provisioned", (root["Iops"], root["Throughput"]) == (4000, 200), root)
+    check("root-limits-in-vm-config", d.vm_config(iid)["image"]["limits"]
+          == {"volume_type": "gp3", "size_gib": 8, "iops": 4000, "throughput_mibps": 200})
+    code, _ = error_code(ec2.run_instances, ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1,
+                         BlockDeviceMappings=[{"DeviceName": "/dev/xvda",
+                                               "Ebs": {"VolumeType": "gp2", "Iops": 300}}])
+    check("root-iops-rules", code == "InvalidParameterCombination", code)
     for device in ["/dev/foo", "/dev/sdf0", "/dev/xvdda", "sdz16", "/dev/nvme1n1"]:
         code, _ = error_code(ec2.attach_volume, VolumeId=vid, InstanceId=iid, Device=device)
         check(f"bad-device-{device}", code == "InvalidParameterValue", code)

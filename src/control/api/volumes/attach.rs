@@ -15,8 +15,10 @@ use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{one_id, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
+use crate::control::store::StoreError;
 use crate::control::store::instances::InstanceState;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
+use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::vm_config::{ROOT_DEVICE, device_slot};
 
 /// Disks a VM takes at most (the VMM's MAX_DISKS), the root included.
@@ -190,7 +192,7 @@ fn attach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
             };
             t.attach_volume(&volume_id, &instance_id, &device, false, state)
                 .map_err(|e| match e {
-                    crate::control::store::StoreError::Duplicate { .. } => device_in_use(&device),
+                    StoreError::Duplicate { .. } => device_in_use(&device),
                     e => e.into(),
                 })?;
             Ok::<_, Ec2Error>((t.get_volume(&volume_id)?, hotplug))
@@ -207,11 +209,7 @@ fn attach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
 
 /// `PUT /vm/disks`; on success the attachment is `attached` and the
 /// guest's metadata follows, on failure it is undone.
-fn hot_plug(
-    call: &Call<'_>,
-    sup: &crate::control::supervisor::Supervisor,
-    v: &VolumeRecord,
-) -> Result<(), Ec2Error> {
+fn hot_plug(call: &Call<'_>, sup: &Supervisor, v: &VolumeRecord) -> Result<(), Ec2Error> {
     let instance_id = v.instance_id.clone().unwrap_or_default();
     let error = match sup.plug(&instance_id, v) {
         Ok(Ok(())) => {

@@ -12,12 +12,15 @@
 //! volume goes `deleting`, its file is removed on a thread, and it is
 //! `deleted` (describable for a few minutes, then gone).
 
+use std::sync::Arc;
+
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{one_id, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::instances::InstanceState;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
+use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::disks::Eject;
 use crate::control::supervisor::vm_config::{ROOT_DEVICE, device_slot};
 
@@ -126,12 +129,7 @@ fn detach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
 
 /// Asks the VMM to let go of the disk; a disk that is gone at once ends
 /// the attachment now, one the guest must eject is watched.
-fn eject(
-    sup: &std::sync::Arc<crate::control::supervisor::Supervisor>,
-    instance_id: &str,
-    v: &VolumeRecord,
-    force: bool,
-) -> &'static str {
+fn eject(sup: &Arc<Supervisor>, instance_id: &str, v: &VolumeRecord, force: bool) -> &'static str {
     match sup.unplug(instance_id, &v.id, force) {
         Ok(Eject::Gone) => {
             sup.finish_detach(instance_id, &v.id);
