@@ -90,7 +90,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn error(e: &Ec2Error, request_id: String, close: bool) -> Reply {
+    pub fn error(e: &Ec2Error, request_id: String, close: bool) -> Reply {
         Reply {
             status: e.status,
             body: e.to_xml(&request_id),
@@ -121,9 +121,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-const XML: &str = "text/xml;charset=UTF-8";
-/// The Prometheus text exposition format of `GET /metrics`.
-const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const XML: &str = "text/xml;charset=UTF-8";
 
 fn write_reply(stream: &mut Stream, reply: &Reply) -> std::io::Result<()> {
     let head = format!(
@@ -368,7 +366,7 @@ fn read_and_handle(
         body: &body,
     };
     if method == "GET"
-        && let Some(reply) = metrics_reply(shared, &target, &request_id, close)
+        && let Some(reply) = super::metrics::reply(shared, &target, &request_id, close)
     {
         return Ok(Some(reply));
     }
@@ -384,45 +382,6 @@ fn read_and_handle(
         },
         Err(e) => Reply::error(&e, request_id, close),
     }))
-}
-
-/// `GET /metrics` (Prometheus text) and `GET /metrics/volumes` (JSON),
-/// outside the EC2 protocol (api/volumes/metrics.rs); None for any other
-/// target.
-fn metrics_reply(shared: &Shared, target: &str, request_id: &str, close: bool) -> Option<Reply> {
-    use crate::control::api::volumes::metrics;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let made = match path {
-        "/metrics" => catch_unwind(AssertUnwindSafe(|| metrics::prometheus(&shared.ctx)))
-            .map(|r| r.map(|text| (text, PROMETHEUS))),
-        "/metrics/volumes" => {
-            let wanted: Vec<String> = form::decode_pairs(query.as_bytes())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(k, _)| k == "VolumeId")
-                .map(|(_, v)| v)
-                .collect();
-            catch_unwind(AssertUnwindSafe(|| metrics::json(&shared.ctx, &wanted)))
-                .map(|r| r.map(|text| (text, "application/json")))
-        }
-        _ => return None,
-    };
-    let request_id = request_id.to_string();
-    Some(match made {
-        Ok(Ok((text, content_type))) => Reply {
-            status: 200,
-            body: text.into_bytes(),
-            content_type,
-            request_id,
-            close,
-        },
-        Ok(Err(e)) => Reply::error(&e, request_id, close),
-        Err(_) => Reply::error(
-            &Ec2Error::internal_error("the metrics handler failed"),
-            request_id,
-            close,
-        ),
-    })
 }
 
 /// Authenticates, parses and dispatches one request.

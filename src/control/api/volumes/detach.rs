@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{one_id, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
-use crate::control::ec2::ids::ResourceKind;
+use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::instances::InstanceState;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
@@ -60,6 +60,9 @@ fn detach_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let volume_id = one_id(call, "VolumeId", ResourceKind::Volume)?;
     let force = call.req.bool("Force")?.unwrap_or(false);
     let wanted_instance = call.req.string("InstanceId").filter(|s| !s.is_empty());
+    if let Some(i) = wanted_instance {
+        ids::validate(ResourceKind::Instance, i).map_err(|_| Ec2Error::instance_id_malformed(i))?;
+    }
     let wanted_device = call.req.string("Device").filter(|s| !s.is_empty());
     let mut store = call.ctx.store()?;
     let current = store
