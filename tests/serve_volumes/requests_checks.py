@@ -208,6 +208,20 @@ def requests(d):
     ec2.attach_volume(VolumeId=keep, InstanceId=iid, Device="/dev/sdf")
     ec2.attach_volume(VolumeId=drop, InstanceId=iid, Device="/dev/sdg")
     volume_waiter(ec2, "volume_in_use")([keep, drop])
+    # The VMM refusing a hot-plug undoes the attachment: no free slot
+    # (the stand-in has 3), a file it cannot open.
+    ec2.attach_volume(VolumeId=seven[2], InstanceId=iid, Device="/dev/sdh")
+    volume_waiter(ec2, "volume_in_use")([seven[2]])
+    code, _ = error_code(ec2.attach_volume, VolumeId=seven[3], InstanceId=iid, Device="/dev/sdi")
+    check("no-free-slot", code == "AttachmentLimitExceeded"
+          and one_volume(ec2, seven[3])["State"] == "available", code)
+    ec2.detach_volume(VolumeId=seven[2], Force=True)
+    gone = os.path.join(d.data_dir, "volumes", seven[4] + ".raw")
+    os.rename(gone, gone + ".away")
+    code, status = error_code(ec2.attach_volume, VolumeId=seven[4], InstanceId=iid, Device="/dev/sdi")
+    check("unopenable-file", (code, status) == ("InternalError", 500)
+          and one_volume(ec2, seven[4])["State"] == "available", (code, status))
+    os.rename(gone + ".away", gone)
     ec2.modify_instance_attribute(InstanceId=iid, BlockDeviceMappings=[
         {"DeviceName": "/dev/sdg", "Ebs": {"DeleteOnTermination": True}}])
     check("dot-set", one_volume(ec2, drop)["Attachments"][0]["DeleteOnTermination"] is True)

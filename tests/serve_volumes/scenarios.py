@@ -225,7 +225,8 @@ SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart, cli_
 
 if __name__ == "__main__":
     name, data_dir = sys.argv[1], sys.argv[2]
-    daemon = Daemon(data_dir, env={"FLINT_STANDIN_EJECT_MS": "300"}).start()
+    daemon = Daemon(data_dir, env={"FLINT_STANDIN_EJECT_MS": "300",
+                                   "FLINT_STANDIN_HOTPLUG_SLOTS": "3"}).start()
     try:
         SCENARIOS[name](daemon)
         print(f"scenario {name}: passed", flush=True)
