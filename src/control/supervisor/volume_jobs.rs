@@ -172,14 +172,23 @@ impl Supervisor {
             // A root volume whose instance never launched: nothing written.
             return make_empty(Path::new(&snapshot.path), v.size_gib * volume::GIB);
         }
-        let method = volume::clone_image(source, Path::new(&snapshot.path), 0)?;
+        // Progress is written when it has moved by 10 points (a copy of
+        // a large volume reports as it goes, without a write per extent).
+        let mut shown = 0u8;
+        let mut report = |percent: u8| {
+            if percent >= shown.saturating_add(10) && percent < 100 {
+                shown = percent;
+                let _ = self.store().write(|t| t.set_snapshot_progress(id, percent));
+            }
+        };
+        let method =
+            volume::clone_with_progress(source, Path::new(&snapshot.path), 0, &mut report)?;
         if method == volume::CloneMethod::SparseCopy {
             eprintln!(
                 "flint serve: snapshot {id}: no reflink on this filesystem, sparse copy of {}",
                 v.path
             );
         }
-        let _ = self.store().write(|t| t.set_snapshot_progress(id, 99));
         Ok(())
     }
 

@@ -131,4 +131,16 @@ fn a_sparse_clone_keeps_data_and_holes_and_grows() {
     assert!(!dir.path().join("v2.raw.partial").exists());
     assert_eq!(volume::gib_for(1), 1);
     assert_eq!(volume::gib_for(volume::GIB + 1), 2);
+    // A copy reports its progress, ending at 100 (a reflink reports none).
+    let mut seen = Vec::new();
+    let copy = dir.path().join("snap.raw");
+    let method = volume::clone_with_progress(&image, &copy, 0, &mut |p| seen.push(p)).unwrap();
+    if method == volume::CloneMethod::SparseCopy {
+        assert_eq!(seen.last(), Some(&100), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    }
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&image).unwrap()
+    );
 }
