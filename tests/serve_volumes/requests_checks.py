@@ -199,6 +199,9 @@ def requests(d):
     check("filter-type-status", sorted(gp3) == sorted(seven[1::2]), gp3)
     check("filter-size", [v["VolumeId"] for v in ec2.describe_volumes(
         Filters=[{"Name": "size", "Values": ["7"]}])["Volumes"]] == [seven[6]])
+    created = one_volume(ec2, seven[6])["CreateTime"].strftime("%Y-%m-%dT%H:%M:%S")
+    check("filter-create-time", seven[6] in [v["VolumeId"] for v in ec2.describe_volumes(
+        Filters=[{"Name": "create-time", "Values": [created + "*"]}])["Volumes"]], created)
     code, _ = error_code(ec2.describe_volumes, VolumeIds=[vid], MaxResults=5)
     check("ids-with-max-results", code == "InvalidParameterCombination", code)
 

@@ -5,6 +5,7 @@ use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{id_list, render, supervisor};
+use crate::control::ec2::clock;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord};
@@ -20,6 +21,8 @@ const VOLUME_FILTERS: &[&str] = &[
     "attachment.status",
     "attachment.delete-on-termination",
     "snapshot-id",
+    "create-time",
+    "attachment.attach-time",
     "encrypted",
     "multi-attach-enabled",
     "tag-key",
@@ -77,6 +80,7 @@ fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
                 && filters.matches("volume-type", &v.volume_type)
                 && filters.matches("availability-zone", &cfg.availability_zone)
                 && filters.matches("snapshot-id", v.snapshot_id.as_deref().unwrap_or(""))
+                && filters.matches("create-time", &clock::iso8601_millis(v.created_ms))
                 && filters.matches("encrypted", "false")
                 && filters.matches("multi-attach-enabled", "false")
                 && attachment_matches(&filters, v)
@@ -96,6 +100,7 @@ fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
 /// none of them.
 fn attachment_matches(filters: &Filters, v: &VolumeRecord) -> bool {
     let names = [
+        "attachment.attach-time",
         "attachment.instance-id",
         "attachment.device",
         "attachment.status",
@@ -115,7 +120,9 @@ fn attachment_matches(filters: &Filters, v: &VolumeRecord) -> bool {
     } else {
         "false"
     };
+    let attach_time = clock::iso8601_millis(v.attach_time_ms.unwrap_or(v.created_ms));
     filters.matches("attachment.instance-id", instance_id)
+        && filters.matches("attachment.attach-time", &attach_time)
         && filters.matches("attachment.device", v.device.as_deref().unwrap_or(""))
         && filters.matches("attachment.status", status)
         && filters.matches("attachment.delete-on-termination", dot)
