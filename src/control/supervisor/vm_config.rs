@@ -165,6 +165,9 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
                 path: PathBuf::from(&v.path),
                 read_only: false,
                 serial: Some(disk_serial(&v.id)),
+                id: Some(v.id.clone()),
+                // Filled in by `document` (the limits' JSON shape).
+                limits: None,
             })
             .collect(),
         nics: vec![NetConfig {
