@@ -33,9 +33,8 @@ def until(what, fn, timeout=15):
 
 
 def running_instance(d, ec2, **kw):
-    iid = ec2.run_instances(ImageId=register_image(d) if not kw.pop("have_image", False)
-                            else "ami-0123456789abcdef0",
-                            MinCount=1, MaxCount=1, **kw)["Instances"][0]["InstanceId"]
+    iid = ec2.run_instances(ImageId=register_image(d), MinCount=1, MaxCount=1,
+                            **kw)["Instances"][0]["InstanceId"]
     waiter(ec2, "instance_running")([iid])
     return iid
 

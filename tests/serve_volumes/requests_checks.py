@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (AZ, FAST, one_volume, running_instance, standin_disk, until,  # noqa: E402
                     volume_waiter)
-from harness import check, error_code, vm_socket, waiter  # noqa: E402
+from harness import check, error_code, register_image, vm_socket, waiter  # noqa: E402
 
 
 def snapshots(d):
@@ -174,7 +174,7 @@ def requests(d):
     check("root-provisioned", (root["Iops"], root["Throughput"]) == (4000, 200), root)
     check("root-limits-in-vm-config", d.vm_config(iid)["image"]["limits"]
           == {"volume_type": "gp3", "size_gib": 8, "iops": 4000, "throughput_mibps": 200})
-    code, _ = error_code(ec2.run_instances, ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1,
+    code, _ = error_code(ec2.run_instances, ImageId=register_image(d), MinCount=1, MaxCount=1,
                          BlockDeviceMappings=[{"DeviceName": "/dev/xvda",
                                                "Ebs": {"VolumeType": "gp2", "Iops": 300}}])
     check("root-iops-rules", code == "InvalidParameterCombination", code)
