@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
+# Nothing else in emulated hosts meanwhile (benches/lock.sh).
+source benches/lock.sh
 image=$(images/build debian-12-test)/disk.raw
 log=target/bench-ami.log
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1800 --log "$log" \

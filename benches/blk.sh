@@ -8,10 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
 tools=$(images/build guest-tools)/tools.ext4
-# One emulated host at a time on the machine: the same lock as the e2e tests
-# (tests/support), held until this script exits.
-exec 9>target/.e2e.lock
-flock 9
+# Nothing else in emulated hosts meanwhile (benches/lock.sh).
+source benches/lock.sh
 log=target/bench-blk.log
 { echo "RUNTIME=${1:-10}"; cat tests/scenarios/bench-blk.sh; } >target/bench-blk-scenario.sh
 rc=0

@@ -5,10 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
-# One emulated host at a time on the machine: the same lock as the e2e tests
-# (tests/support), held until this script exits.
-exec 9>target/.e2e.lock
-flock 9
+# Nothing else in emulated hosts meanwhile (benches/lock.sh).
+source benches/lock.sh
 log=target/bench-boot.log
 cat >target/bench-boot-scenario.sh <<SCEN
 ROUNDS=${1:-3}

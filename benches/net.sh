@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
+# Nothing else in emulated hosts meanwhile (benches/lock.sh).
+source benches/lock.sh
 log=target/bench-net.log
 { echo "N=${1:-200}"; echo "MB=${2:-256}"; cat tests/scenarios/bench-net.sh; } >target/bench-net-scenario.sh
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log" \

@@ -10,29 +10,13 @@
 //! Needs the venv that scripts/install-deps makes (/var/cache/flint/venv or
 //! $FLINT_VENV) with boto3; fails, rather than skips, without it.
 
+mod support;
+
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const DEFAULT_VENV: &str = "/var/cache/flint/venv";
-
-fn python() -> PathBuf {
-    let venv =
-        std::env::var_os("FLINT_VENV").map_or_else(|| PathBuf::from(DEFAULT_VENV), PathBuf::from);
-    let python = venv.join("bin/python3");
-    let ok = Command::new(&python)
-        .args(["-c", "import boto3, botocore"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} cannot import boto3: run scripts/install-deps (or set FLINT_VENV)",
-        python.display()
-    );
-    python
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flint-{name}-{}", std::process::id()));
@@ -107,7 +91,7 @@ impl Drop for Daemon {
 
 #[test]
 fn boto3_and_cli_against_flint_serve() {
-    let python = python();
+    let python = support::venv_python();
     let dir = scratch("serve-api");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("work dir");

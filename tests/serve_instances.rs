@@ -11,31 +11,17 @@
 //! (/var/cache/flint/venv or $FLINT_VENV). Without it the test fails
 //! rather than skipping.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-fn python() -> PathBuf {
-    let venv = std::env::var_os("FLINT_VENV")
-        .map_or_else(|| PathBuf::from("/var/cache/flint/venv"), PathBuf::from);
-    let python = venv.join("bin/python3");
-    let ok = Command::new(&python)
-        .args(["-c", "import boto3"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} cannot import boto3: run scripts/install-deps",
-        python.display()
-    );
-    python
-}
+use std::path::Path;
+use std::process::Command;
 
 fn scenario(name: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("flint-serve-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(python())
+    let out = Command::new(support::venv_python())
         .arg(root.join("tests/serve_instances/scenarios.py"))
         .arg(name)
         .arg(&dir)

@@ -34,7 +34,7 @@ pub enum ClientError {
     BadReply(String),
 }
 
-fn usage(verb: &str, message: &str) -> ExitCode {
+pub fn usage(verb: &str, message: &str) -> ExitCode {
     eprintln!("usage: flint {verb} [options]\nflint: error: {message}");
     ExitCode::from(EXIT_USAGE)
 }
@@ -61,6 +61,17 @@ fn form(params: &[(String, String)]) -> String {
 
 /// One POST, the whole reply read to EOF: (status, body).
 fn post(socket: &str, endpoint: Option<&str>, body: &str) -> Result<(u16, Vec<u8>), ClientError> {
+    request(socket, endpoint, "POST", "/", body)
+}
+
+/// One request to the daemon, the whole reply read to EOF: (status, body).
+pub fn request(
+    socket: &str,
+    endpoint: Option<&str>,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> Result<(u16, Vec<u8>), ClientError> {
     let (host, mut stream): (String, Box<dyn ReadWrite>) = match endpoint {
         Some(url) => {
             let rest = url
@@ -80,7 +91,7 @@ fn post(socket: &str, endpoint: Option<&str>, body: &str) -> Result<(u16, Vec<u8
         }
     };
     let request = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded; \
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded; \
          charset=utf-8\r\nContent-Length: {}\r\nUser-Agent: flint-cli\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -122,6 +133,9 @@ trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 pub fn run(verb: &str, argv: &[String]) -> ExitCode {
+    if verb == super::metrics::VERB {
+        return super::metrics::run(argv);
+    }
     let Some(model) = model::model() else {
         eprintln!("flint: the compiled-in EC2 model is unreadable");
         return ExitCode::from(EXIT_OTHER);

@@ -3,6 +3,7 @@
 
 mod args;
 mod client;
+mod metrics;
 mod model;
 mod shorthand;
 #[cfg(test)]

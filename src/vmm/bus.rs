@@ -68,6 +68,33 @@ impl Bus {
             .ok_or(BusError::NotFound(base))
     }
 
+    /// Whether `base..base+len` is inside the address space and no device
+    /// covers any of it.
+    pub fn is_free(&self, base: u64, len: u64) -> bool {
+        let Some(end) = base.checked_add(len).filter(|_| len > 0) else {
+            return false;
+        };
+        let ranges = self.ranges.read().unwrap_or_else(|e| e.into_inner());
+        let before = ranges
+            .range(..=base)
+            .next_back()
+            .is_some_and(|(b, r)| b + r.len > base);
+        !before && ranges.range(base..end).next().is_none()
+    }
+
+    /// Removes the range at `base` only if `device` serves it (a hostile
+    /// guest can point two BARs at one address; only one got mapped).
+    pub fn remove_device(&self, base: u64, device: &SharedDevice) -> bool {
+        let mut ranges = self.ranges.write().unwrap_or_else(|e| e.into_inner());
+        let same = ranges
+            .get(&base)
+            .is_some_and(|r| std::ptr::addr_eq(Arc::as_ptr(&r.device), Arc::as_ptr(device)));
+        if same {
+            ranges.remove(&base);
+        }
+        same
+    }
+
     fn lookup(&self, addr: u64) -> Option<(u64, SharedDevice)> {
         let ranges = self.ranges.read().unwrap_or_else(|e| e.into_inner());
         let (base, range) = ranges.range(..=addr).next_back()?;
@@ -144,5 +171,25 @@ mod tests {
         bus.insert(dev, 0x108, 8).unwrap();
         bus.remove(0x100).unwrap();
         assert!(bus.remove(0x100).is_err());
+    }
+
+    #[test]
+    fn free_ranges_and_removal_by_owner() {
+        let bus = Bus::new();
+        let a: SharedDevice = Arc::new(Mutex::new(Echo(0)));
+        let b: SharedDevice = Arc::new(Mutex::new(Echo(0)));
+        bus.insert(a.clone(), 0x1000, 0x100).unwrap();
+        assert!(!bus.is_free(0x1000, 1));
+        assert!(!bus.is_free(0xf00, 0x101));
+        assert!(!bus.is_free(0x10ff, 0x10));
+        assert!(bus.is_free(0x1100, 0x100));
+        assert!(bus.is_free(0xf00, 0x100));
+        assert!(!bus.is_free(u64::MAX, 2));
+        assert!(!bus.is_free(0, 0));
+        assert!(!bus.remove_device(0x1000, &b), "not b's range");
+        assert!(!bus.is_free(0x1000, 1));
+        assert!(bus.remove_device(0x1000, &a));
+        assert!(bus.is_free(0x1000, 0x100));
+        assert!(!bus.remove_device(0x1000, &a));
     }
 }

@@ -1,8 +1,9 @@
 //! Builds a VM's devices and puts them on the buses: legacy PC devices,
-//! the ACPI PM block, PCI bus 0 and the virtio-pci disks. PCI slots are
-//! assigned in disk order from slot 1 (slot 0 is the host bridge), each
-//! with a fixed 64 KiB BAR window, so a slot's resources never move between
-//! boots and hot-plug can fill free slots later.
+//! the ACPI PM block and PCI hotplug controller, PCI bus 0, the virtio-pci
+//! disks (`disks::plug`) and NICs. PCI slots are assigned in disk order from
+//! slot 1 (slot 0 is the host bridge), each with a fixed 64 KiB BAR window,
+//! so a slot's resources never move between boots; every slot but the
+//! host bridge's and the NICs' is a hot-plug slot for disks.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,7 +12,7 @@ use event_manager::{EventOps, Events, MutEventSubscriber};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
-use crate::vmm::acpi::{PmDevice, ResetDevice};
+use crate::vmm::acpi::{PciHotplug, PciHotplugPorts, PmDevice, ResetDevice};
 use crate::vmm::bus::{Bus, BusError};
 use crate::vmm::config::VmConfig;
 use crate::vmm::config::{MAX_NICS, NIC_SLOT_FIRST};
@@ -21,10 +22,11 @@ use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
 use crate::vmm::devices::virtio::VirtioDevice;
-use crate::vmm::devices::virtio::block::{Block, BlockConfig, Volume};
 use crate::vmm::devices::virtio::net::Net;
 use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
+use crate::vmm::disks::DiskTable;
+use crate::vmm::disks::plug::{DiskDevices, PlugContext};
 use crate::vmm::firmware;
 use crate::vmm::imds::Imds;
 use crate::vmm::layout;
@@ -74,6 +76,12 @@ pub fn disk_slot(index: usize) -> u8 {
     }
 }
 
+/// Bitmap of the hot-plug slots: all but the host bridge's and the NICs'.
+pub fn hotplug_slots() -> u32 {
+    let nics = ((1u32 << MAX_NICS) - 1) << NIC_SLOT_FIRST;
+    !1 & !nics
+}
+
 /// The services on NIC `index`'s link: DHCP when it has an address, the
 /// metadata service when given one.
 fn guest_link(
@@ -103,12 +111,13 @@ fn guest_link(
 
 /// What outlives one boot of the VM: the TAPs (opened before the seccomp
 /// filter, kept across guest reboots), the metadata service's state and
-/// the disks' volumes (counters, limits), in disk order.
+/// the disks (with their volumes: limits, counters).
 #[derive(Default, Clone, Copy)]
 pub struct HostResources<'a> {
     pub taps: &'a [Arc<Tap>],
     pub imds: Option<&'a Arc<Mutex<Imds>>>,
-    pub volumes: &'a [Arc<Volume>],
+    /// The disks (boot-time and hot-plugged); None: the config's disks.
+    pub disks: Option<&'a Arc<DiskTable>>,
 }
 
 /// BAR window of PCI slot `slot`.
@@ -126,6 +135,9 @@ pub struct Devices {
     pub rsdp: Option<GuestAddress>,
     pub serial: Arc<Mutex<SerialDevice>>,
     pub subscribers: Vec<Subscriber>,
+    /// The disks' devices; they join the event loop through `register`.
+    pub disks: DiskDevices,
+    pub hotplug: Arc<PciHotplug>,
 }
 
 impl Devices {
@@ -216,20 +228,30 @@ impl Devices {
                 .map_err(|e| DeviceError::Setup(e.to_string()))
         };
 
-        // Disks, in order (the AMI image first), from PCI slot 1.
-        for (i, disk) in config.all_disks().iter().enumerate() {
-            let what = format!("disk {}", disk.path.display());
-            let block = Block::new(BlockConfig {
-                path: disk.path.clone(),
-                read_only: disk.read_only,
-                serial: disk.serial.clone(),
-                volume: host.volumes.get(i).cloned(),
-            })
-            .map_err(|e| DeviceError::Setup(format!("{what}: {e}")))?;
-            let block = Arc::new(Mutex::new(block));
-            subscribers.push(Box::new(block.clone()));
-            add_virtio(disk_slot(i), block, &what)?;
-        }
+        let hotplug = PciHotplug::new(hotplug_slots(), pm.clone(), pci.clone())
+            .map_err(|e| DeviceError::Setup(e.to_string()))?;
+        let hotplug = Arc::new(hotplug);
+        pio.insert(
+            Arc::new(Mutex::new(PciHotplugPorts(hotplug.clone()))),
+            port(layout::PORT_PCI_HOTPLUG),
+            u64::from(layout::PCI_HOTPLUG_LEN),
+        )?;
+
+        // Disks in their slots (the AMI image first, in slot 1).
+        let table = match host.disks {
+            Some(table) => table.clone(),
+            None => Arc::new(
+                DiskTable::from_config(config).map_err(|e| DeviceError::Setup(e.to_string()))?,
+            ),
+        };
+        let plug = PlugContext {
+            vm: vm.clone(),
+            mem: mem.clone(),
+            mmio: mmio.clone(),
+            pci: pci.clone(),
+            hotplug: hotplug.clone(),
+        };
+        let disks = DiskDevices::build(plug, table).map_err(DeviceError::Setup)?;
 
         // NICs on their fixed slots; the first carries the metadata service.
         for (i, nic) in config.nics.iter().enumerate() {
@@ -260,6 +282,8 @@ impl Devices {
             rsdp,
             serial,
             subscribers,
+            disks,
+            hotplug,
         })
     }
 }

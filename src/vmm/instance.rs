@@ -11,7 +11,6 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use thiserror::Error;
 use vmm_sys_util::epoll::EventSet;
 
-use crate::vmm::acpi::PmDevice;
 use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
 use crate::vmm::config::VmConfig;
@@ -162,6 +161,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
             power.event().as_raw_fd(),
             fault.event().as_raw_fd(),
             controls.term.event().as_raw_fd(),
+            devices.hotplug.event().as_raw_fd(),
         ]
         .into_iter()
         .chain(controls.api.map(|a| a.event().as_raw_fd()))
@@ -170,11 +170,12 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     for s in subscribers.drain(..) {
         events.add_subscriber(s);
     }
+    devices.disks.register(&mut events);
 
     if let Some(api) = controls.api {
         api.set_state("running");
     }
-    let outcome = main_loop(&mut events, config, &power, &fault, controls, &devices.pm);
+    let outcome = main_loop(&mut events, config, &power, &fault, controls, &mut devices);
     stop.store(true, Ordering::Release);
     for vcpu in vcpus {
         vcpu.join();
@@ -196,7 +197,7 @@ fn main_loop(
     power: &PowerControl,
     fault: &Fault,
     controls: &Controls,
-    pm: &PmDevice,
+    devices: &mut Devices,
 ) -> Result<Outcome, InstanceError> {
     let mut shutdown_deadline: Option<Instant> = None;
     loop {
@@ -211,6 +212,13 @@ fn main_loop(
             Some(PowerAction::Reset) => return Ok(Outcome::Reset),
             None => {}
         }
+        // Ejections first: a slot the guest let go of is free for an attach.
+        devices.disks.collect_ejected(events);
+        while let Some(command) = controls.api.and_then(|a| a.next_disk_command()) {
+            let result = devices.disks.execute(command.op, events);
+            // The caller may have given up; nothing to undo then.
+            let _ = command.reply.send(result);
+        }
         let mut request = controls.api.and_then(|a| a.next_request());
         if controls.term.event().read().is_ok() {
             request = Some(Request::GracefulShutdown);
@@ -224,7 +232,7 @@ fn main_loop(
                 if let Some(api) = controls.api {
                     api.set_state("shutting-down");
                 }
-                pm.press_power_button();
+                devices.pm.press_power_button();
                 shutdown_deadline =
                     Some(Instant::now() + Duration::from_secs(config.shutdown_timeout_s));
             }

@@ -77,6 +77,9 @@ pub const PM_BLOCK_LEN: u16 = 0x10;
 /// ACPI GPE0 block (status u16, enable u16), for PCI hotplug notification.
 pub const PORT_GPE0: u16 = 0xafe0;
 pub const GPE0_BLOCK_LEN: u16 = 4;
+/// ACPI PCI hotplug registers (QEMU's PIIX4 layout): PCIU, PCID, B0EJ.
+pub const PORT_PCI_HOTPLUG: u16 = 0xae00;
+pub const PCI_HOTPLUG_LEN: u16 = 12;
 
 // ---- Interrupts (GSIs of the in-kernel IOAPIC) ----
 pub const IRQ_COM1: u32 = 4;

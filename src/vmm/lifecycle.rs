@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 use crate::vmm::api::{self, ApiShared, VmStatus};
 use crate::vmm::config::{RebootAction, VmConfig};
 use crate::vmm::device_manager::HostResources;
-use crate::vmm::device_manager::disk_slot;
-use crate::vmm::devices::virtio::block::{DiskInfo, Volume};
 use crate::vmm::devices::virtio::net::tap::Tap;
+use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::Imds;
 use crate::vmm::instance::{self, Controls, Outcome};
 use crate::vmm::runtime::TermSignals;
@@ -53,10 +52,11 @@ pub fn run(config: VmConfig) -> ExitCode {
             &format!("cannot install the vCPU kick handler: {e}"),
         );
     }
-    // Counters and limits live as long as the process, across reboots.
-    let volumes = match open_volumes(&config) {
-        Ok(v) => v,
-        Err(e) => return fail(EXIT_CONFIG, &e),
+    // The disks outlive each boot: hot-plugged ones stay across reboots,
+    // and every disk's volume (limits, counters) until it is detached.
+    let disks = match DiskTable::from_config(&config) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail(EXIT_CONFIG, &format!("disks: {e}")),
     };
     let api = match &config.api_socket {
         Some(path) => {
@@ -70,9 +70,7 @@ pub fn run(config: VmConfig) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(EXIT_CONFIG, &format!("cannot create an eventfd: {e}")),
             };
-            for volume in &volumes {
-                shared.volumes.insert(volume.clone());
-            }
+            shared.set_disks(disks.clone());
             if let Err(e) = api::start(path, shared.clone(), config.seccomp) {
                 return fail(EXIT_CONFIG, &e.to_string());
             }
@@ -97,7 +95,7 @@ pub fn run(config: VmConfig) -> ExitCode {
     let host = HostResources {
         taps: &taps,
         imds: imds.as_ref(),
-        volumes: &volumes,
+        disks: Some(&disks),
     };
     // After the API thread exists (it has its own filter) and before the
     // first boot, so a missing boot-path rule fails at once, not on reboot.
@@ -111,24 +109,6 @@ pub fn run(config: VmConfig) -> ExitCode {
         let _ = std::fs::remove_file(path);
     }
     code
-}
-
-fn open_volumes(config: &VmConfig) -> Result<Vec<Arc<Volume>>, String> {
-    config
-        .all_disks()
-        .iter()
-        .enumerate()
-        .map(|(i, disk)| {
-            let info = DiskInfo {
-                path: disk.path.clone(),
-                read_only: disk.read_only,
-                serial: disk.serial.clone(),
-                slot: Some(disk_slot(i)),
-            };
-            Volume::for_disk(disk.volume_id(i), info, disk.limits)
-                .map_err(|e| format!("disk {}: {e}", disk.path.display()))
-        })
-        .collect()
 }
 
 fn open_taps(config: &VmConfig) -> Result<Vec<Arc<Tap>>, String> {

@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod device_manager;
 pub mod devices;
 pub mod dhcp;
+pub mod disks;
 pub mod firmware;
 pub mod imds;
 pub mod instance;

@@ -118,38 +118,3 @@ fn guest_reads_cmos_and_pci_host_bridge() {
     assert_eq!(power, Some(PowerAction::PowerOff));
     assert_eq!(output, b"0\x86");
 }
-
-#[test]
-fn disks_are_built_on_the_volumes_the_process_keeps() {
-    use crate::vmm::config::DiskConfig;
-    use crate::vmm::device_manager::HostResources;
-    use crate::vmm::devices::virtio::block::Volume;
-
-    let dir = std::env::temp_dir().join(format!("flint-tiny-vol-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let disk = dir.join("disk.img");
-    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
-    let mut config: VmConfig = serde_json::from_str("{}").unwrap();
-    config.memory_mib = 64;
-    config.console.file = Some(dir.join("console.log"));
-    config.disks.push(DiskConfig {
-        path: disk.clone(),
-        ..DiskConfig::default()
-    });
-    let limits = serde_json::from_str(r#"{"volume_type":"gp3","size_gib":1}"#).unwrap();
-    let volume = Volume::new("data", Some(limits)).unwrap();
-    let volumes = [volume.clone()];
-    let host = HostResources {
-        volumes: &volumes,
-        ..Default::default()
-    };
-    let mem = memory::create_guest_memory(64 << 20).unwrap();
-    let vm = Arc::new(Vm::new(&mem).unwrap());
-    let power = PowerControl::new().unwrap();
-    let devices = Devices::build(&vm, &mem, &config, &power, host).unwrap();
-    // The device opened the image for this volume (and kept its limits).
-    assert_eq!(volume.size_bytes(), 1 << 20);
-    assert_eq!(volume.limits(), Some(limits));
-    drop(devices);
-    let _ = std::fs::remove_dir_all(&dir);
-}

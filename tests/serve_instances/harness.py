@@ -100,29 +100,23 @@ class Daemon:
 
 
 def register_image(daemon, size=3 << 20):
-    """An AMI row and its raw file.
-    TODO(front): use RegisterImage once it lands; the row is what it makes."""
-    images = os.path.join(daemon.data_dir, "images")
-    os.makedirs(images, exist_ok=True)
-    path = os.path.join(images, "ami-0123456789abcdef0.raw")
+    """An AMI registered through RegisterImage (once per daemon: later calls
+    return the same id), from a small raw file with a boot sector."""
+    if getattr(daemon, "image_id", None):
+        return daemon.image_id
+    path = os.path.join(os.path.dirname(daemon.data_dir.rstrip("/")),
+                        os.path.basename(daemon.data_dir.rstrip("/")) + "-ami.raw")
     with open(path, "wb") as f:
         f.write(b"\xeb\x63\x90" + b"\0" * 509)
         f.truncate(size)
-    with daemon.db() as db:
-        db.execute(
-            "INSERT INTO images (id, name, location, path, size_bytes, boot_mode, state, created_ms) "
-            "VALUES (?, ?, ?, ?, ?, 'legacy-bios', 'available', ?)",
-            ("ami-0123456789abcdef0", "standin-test", path, path, size, int(time.time() * 1000)))
-    return "ami-0123456789abcdef0"
+    daemon.image_id = daemon.client().register_image(
+        Name="standin-test", ImageLocation=path, BootMode="legacy-bios")["ImageId"]
+    return daemon.image_id
 
 
 def add_key_pair(daemon, name, public_key):
-    """TODO(front): ImportKeyPair once it lands."""
-    with daemon.db() as db:
-        db.execute(
-            "INSERT INTO key_pairs (name, id, key_type, fingerprint, public_key, created_ms) "
-            "VALUES (?, 'key-0123456789abcdef0', 'ed25519', 'fp', ?, ?)",
-            (name, public_key, int(time.time() * 1000)))
+    """A key pair imported through ImportKeyPair."""
+    daemon.client().import_key_pair(KeyName=name, PublicKeyMaterial=public_key.encode())
 
 
 def vm_socket(daemon, iid, method, path, body=None):

@@ -1,6 +1,8 @@
 //! Runs end-to-end scenarios through `tests/emuhost/run` and reads their
-//! results. One scenario runs at a time on the machine (a lock file), because
-//! an emulated KVM host saturates both cores.
+//! results. At most FLINT_E2E_SLOTS (default 2) scenarios run at once on the
+//! machine, one per lock file target/.e2e.lock.N: an emulated KVM host runs
+//! its guests on one of its CPUs (images/emuhost/init), so it keeps about
+//! one of this machine's cores busy. The benchmarks take every slot.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -20,7 +22,16 @@ pub struct Scenario {
     disks: Vec<(String, PathBuf)>,
     files: Vec<PathBuf>,
     guest_script: Option<PathBuf>,
+    forward: Option<(u16, u16)>,
     retry: bool,
+}
+
+/// A run in progress (see `Scenario::spawn`): its e2e slot is held until it
+/// is finished.
+pub struct Running {
+    child: std::process::Child,
+    log_path: PathBuf,
+    _lock: File,
 }
 
 /// What a run produced.
@@ -41,6 +52,7 @@ impl Scenario {
             disks: Vec::new(),
             files: Vec::new(),
             guest_script: None,
+            forward: None,
             retry: true,
         }
     }
@@ -66,6 +78,13 @@ impl Scenario {
     pub fn guest_script(mut self, name: &str) -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         self.guest_script = Some(repo.join("tests/scenarios").join(name));
+        self
+    }
+
+    /// Forwards 127.0.0.1:`host_port` here to `guest_port` of the emulated
+    /// host (tests/emuhost/run --forward).
+    pub fn forward(mut self, host_port: u16, guest_port: u16) -> Self {
+        self.forward = Some((host_port, guest_port));
         self
     }
 
@@ -117,9 +136,14 @@ impl Scenario {
     }
 
     fn run_once(&self, suffix: &str) -> Outcome {
+        self.spawn(suffix).finish()
+    }
+
+    /// Starts one run and returns at once, for tests that talk to the
+    /// scenario while it runs; `suffix` names the log of a repeated run.
+    pub fn spawn(&self, suffix: &str) -> Running {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let lock = File::create(repo.join("target/.e2e.lock")).expect("create e2e lock file");
-        lock.lock().expect("take e2e lock");
+        let lock = take_slot(repo);
 
         let log_path = repo.join("target/e2e-logs").join(format!(
             "{}-{}{suffix}.log",
@@ -131,7 +155,9 @@ impl Scenario {
             .arg(self.timeout_s.to_string())
             .arg("--log")
             .arg(&log_path)
-            .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"));
+            .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         if let Some(script) = &self.guest_script {
             cmd.arg("--guest-script").arg(script);
         }
@@ -141,19 +167,74 @@ impl Scenario {
         for (name, path) in &self.disks {
             cmd.arg("--disk").arg(format!("{name}={}", path.display()));
         }
+        if let Some((host, guest)) = self.forward {
+            cmd.arg("--forward").arg(format!("{host}:{guest}"));
+        }
         cmd.arg(
             repo.join("tests/scenarios")
                 .join(format!("{}.sh", self.name)),
         );
-        let output = cmd.output().expect("start tests/emuhost/run");
+        let child = cmd.spawn().expect("start tests/emuhost/run");
+        Running {
+            child,
+            log_path,
+            _lock: lock,
+        }
+    }
+}
+
+/// Waits for a free e2e slot and holds it (the lock lives as long as the
+/// file).
+fn take_slot(repo: &Path) -> File {
+    let slots: usize = std::env::var("FLINT_E2E_SLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2);
+    std::fs::create_dir_all(repo.join("target")).expect("create target/");
+    loop {
+        for slot in 0..slots {
+            let path = repo.join(format!("target/.e2e.lock.{slot}"));
+            let file = File::create(&path).expect("create e2e lock file");
+            if file.try_lock().is_ok() {
+                return file;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+impl Running {
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The log so far (the runner creates it before the host boots).
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether the run has ended.
+    pub fn ended(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the end of the run and reads its result.
+    pub fn finish(self) -> Outcome {
+        let output = self
+            .child
+            .wait_with_output()
+            .expect("wait for tests/emuhost/run");
         let report = String::from_utf8_lossy(&output.stderr).into_owned();
-        let log = std::fs::read(&log_path)
+        let log = std::fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         Outcome {
             passed: output.status.success(),
             report,
-            log_path,
+            log_path: self.log_path,
             log,
         }
     }
@@ -162,7 +243,7 @@ impl Scenario {
 impl Outcome {
     /// The run ended because the emulated host itself died of the known
     /// emulator fault, or reset without a word — not because of a result.
-    fn emulated_host_crashed(&self) -> bool {
+    pub fn emulated_host_crashed(&self) -> bool {
         if !self
             .report
             .contains("the emulated host ended without a scenario result")
@@ -226,4 +307,27 @@ pub fn image_dir(recipe: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The venv that scripts/install-deps makes (/var/cache/flint/venv, or
+/// $FLINT_VENV), with boto3, botocore and the aws CLI from PyPI. Tests
+/// fail, rather than skip, without it.
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("FLINT_VENV")
+        .map_or_else(|| PathBuf::from("/var/cache/flint/venv"), PathBuf::from);
+    let ok = Command::new(venv.join("bin/python3"))
+        .args(["-c", "import boto3, botocore, awscli"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{}/bin/python3 cannot import boto3, botocore and awscli: run scripts/install-deps (or set FLINT_VENV)",
+        venv.display()
+    );
+    venv
+}
+
+/// The venv's Python.
+pub fn venv_python() -> PathBuf {
+    venv().join("bin/python3")
 }

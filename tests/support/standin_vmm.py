@@ -11,6 +11,27 @@ socket (src/vmm/api: GET /vm, PUT /vm/shutdown|stop|reboot, GET/PUT
   4  hard stop: PUT /vm/stop, or a graceful shutdown that outlasted the
      config's shutdown_timeout_s
 
+It also serves the volume endpoints of the control socket contract:
+
+  GET    /vm/disks                 every disk (the boot disks of the config,
+                                   root included, and the hot-plugged ones)
+  PUT    /vm/disks                 hot-plug: 200 entry; 400 malformed, 409 id
+                                   already there, 422 file cannot be opened,
+                                   507 no free hot-plug slot
+  GET    /vm/disks/{id}            200 entry; 404 when not there
+  DELETE /vm/disks/{id}            202, "detaching" until the simulated guest
+                                   ejects it (FLINT_STANDIN_EJECT_MS later),
+                                   never while the guest is "hung"
+  DELETE /vm/disks/{id}?force=true 200, removed now
+  PATCH  /vm/disks/{id}            {"resize":true} -> {"size_bytes":N} (the
+                                   file's size now); {"limits":L} -> entry
+  GET    /vm/disks/{id}/metrics    EBS-style counters (made up, growing)
+  GET    /vm/metrics               Prometheus text
+
+and, for tests only: PUT /standin/guest {"hung": bool} (whether the
+guest ignores eject requests), GET /standin/events (the disk requests it
+got, in order: [method, path, body]).
+
 It writes console lines as a guest would (boot banner, the user data), so
 GetConsoleOutput has something to show. Knobs (environment, inherited
 from flint serve):
@@ -19,6 +40,8 @@ from flint serve):
   FLINT_STANDIN_IGNORE_SHUTDOWN=1  the guest ignores the power button
   FLINT_STANDIN_HANG=1       ignores /vm/stop and SIGTERM too (SIGKILL only)
   FLINT_STANDIN_FAIL=1       exits 1 at once ("flint vmm: ..." config error)
+  FLINT_STANDIN_EJECT_MS     how long the guest takes to eject a disk (300)
+  FLINT_STANDIN_HOTPLUG_SLOTS  hot-plug slots (8); more disks get 507
 """
 import base64
 import http.server
@@ -29,6 +52,9 @@ import socketserver
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin_disks import DiskBus  # noqa: E402
 
 args = sys.argv[1:]
 if len(args) != 2 or args[0] != "--config":
@@ -50,8 +76,6 @@ console_path = (config.get("console") or {}).get("file")
 started = time.monotonic()
 lock = threading.Lock()
 state = {"boots": 1, "state": "starting"}
-
-
 def console(line):
     # Never fatal: exiting must work even when the instance dir is gone.
     if console_path:
@@ -60,6 +84,9 @@ def console(line):
                 f.write(line + "\n")
         except OSError:
             pass
+
+
+bus = DiskBus(config, console, lock)
 
 
 def finish(code, reason=None):
@@ -123,7 +150,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.close_connection = True
 
+    def body_json(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            return None
+
+    def do_PATCH(self):
+        if self.path.startswith("/vm/disks/"):
+            return self.reply(*bus.patch(self.path, self.body_json()))
+        return self.reply(404, {"error": "no such path"})
+
+    def do_DELETE(self):
+        if self.path.startswith("/vm/disks/"):
+            return self.reply(*bus.delete(self.path))
+        return self.reply(404, {"error": "no such path"})
+
     def do_GET(self):
+        if self.path.startswith("/vm/disks"):
+            return self.reply(*bus.get(self.path))
+        if self.path == "/standin/events":
+            with lock:
+                return self.reply(200, bus.events)
+        if self.path == "/vm/metrics":
+            data = bus.prometheus().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
+            return
         if self.path == "/vm":
             with lock:
                 body = {"state": state["state"], "boots": state["boots"],
@@ -137,6 +197,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(404, {"error": "no such path"})
 
     def do_PUT(self):
+        if self.path == "/vm/disks":
+            return self.reply(*bus.put(self.body_json()))
+        if self.path == "/standin/guest":
+            body = self.body_json()
+            if isinstance(body, dict) and "hung" in body:
+                bus.guest["hung"] = bool(body["hung"])
+            return self.reply(200, bus.guest)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.path == "/vm/shutdown":

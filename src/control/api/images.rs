@@ -4,7 +4,7 @@
 //! registration from a local file: qcow2 is converted with
 //! `qemu-img convert` (refused if it has a backing or external data file,
 //! which would pull other host files into the image); anything else is
-//! taken as raw and copied with `cp --reflink=auto --sparse=always`.
+//! taken as raw and copied as root volumes are (reflink, else sparse copy).
 //! What the store's image table has no column for (description, root
 //! device name, architecture) lives beside it in `<ami-id>.json`.
 
@@ -198,14 +198,10 @@ fn import_disk(source: &Path, dest: &Path) -> Result<(), Ec2Error> {
         )
         .map_err(invalid)?;
     } else {
-        run(
-            Command::new("cp")
-                .args(["--reflink=auto", "--sparse=always", "--"])
-                .arg(source)
-                .arg(dest),
-            "cp",
-        )
-        .map_err(Ec2Error::internal_error)?;
+        // The same reflink-or-sparse copy as root volumes, in-process: no
+        // dependency on GNU cp (busybox's has neither option).
+        crate::control::supervisor::volume::clone_image(source, dest, 0)
+            .map_err(|e| Ec2Error::internal_error(e.to_string()))?;
     }
     Ok(())
 }

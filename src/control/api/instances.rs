@@ -1,6 +1,6 @@
 //! Instance actions (RunInstances, DescribeInstances, Start/Stop/Reboot/
 //! TerminateInstances, DescribeInstanceStatus, GetConsoleOutput,
-//! ModifyInstanceMetadataOptions, ModifyInstanceAttribute, DescribeVolumes)
+//! ModifyInstanceMetadataOptions, ModifyInstanceAttribute)
 //! on top of the VM supervisor (src/control/supervisor/).
 //!
 //! The handlers validate, change the records in one transaction (EC2's
@@ -18,7 +18,6 @@ mod lifecycle;
 mod modify;
 mod render;
 mod run;
-mod volumes;
 
 use std::sync::Arc;
 
@@ -54,6 +53,7 @@ pub fn start(ctx: &Context) -> Result<(), String> {
             report.launched.len()
         );
     }
+    sup.recover_volumes().map_err(|e| e.to_string())?;
     sup.start_janitor();
     ctx.supervisor
         .set(sup)
@@ -66,7 +66,6 @@ pub fn register(registry: &mut Registry) {
     describe::register(registry);
     lifecycle::register(registry);
     modify::register(registry);
-    volumes::register(registry);
 }
 
 /// The daemon is exiting: the instances keep running (their processes

@@ -121,7 +121,7 @@ fn describe_availability_zones(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
 }
 
 /// `us-east-1` → `use1`, as EC2 zone ids are spelled.
-fn short_region(region: &str) -> String {
+pub fn short_region(region: &str) -> String {
     let parts: Vec<&str> = region.split('-').collect();
     match parts.as_slice() {
         [geo, direction, number] => {

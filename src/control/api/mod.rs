@@ -55,6 +55,7 @@ pub mod keygen;
 pub mod meta;
 pub mod paging;
 pub mod tags;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -323,6 +324,7 @@ impl Registry {
         meta::register(&mut r);
         instance_types::register(&mut r);
         instances::register(&mut r);
+        volumes::register(&mut r);
         r
     }
 

@@ -157,6 +157,7 @@ pub fn check_resource(tx: &Tx<'_>, id: &str) -> Result<(), Ec2Error> {
         ResourceKind::Instance => tx.get_instance(id)?.is_some(),
         ResourceKind::Image => tx.get_image(id)?.is_some(),
         ResourceKind::Volume => tx.get_volume(id)?.is_some(),
+        ResourceKind::Snapshot => tx.get_snapshot(id)?.is_some(),
         ResourceKind::KeyPair => !tx.list_key_pairs(&[], &[id.to_string()])?.is_empty(),
         _ => false,
     };

@@ -84,15 +84,17 @@ impl Write for Stream {
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    pub content_type: &'static str,
     pub request_id: String,
     pub close: bool,
 }
 
 impl Reply {
-    fn error(e: &Ec2Error, request_id: String, close: bool) -> Reply {
+    pub fn error(e: &Ec2Error, request_id: String, close: bool) -> Reply {
         Reply {
             status: e.status,
             body: e.to_xml(&request_id),
+            content_type: XML,
             request_id,
             close,
         }
@@ -119,12 +121,15 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+pub const XML: &str = "text/xml;charset=UTF-8";
+
 fn write_reply(stream: &mut Stream, reply: &Reply) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          x-amzn-RequestId: {}\r\nServer: flint\r\nConnection: {}\r\n\r\n",
         reply.status,
         reason(reply.status),
+        reply.content_type,
         reply.body.len(),
         reply.request_id,
         if reply.close { "close" } else { "keep-alive" }
@@ -360,12 +365,18 @@ fn read_and_handle(
             .collect(),
         body: &body,
     };
+    if method == "GET"
+        && let Some(reply) = super::metrics::reply(shared, &target, &request_id, close)
+    {
+        return Ok(Some(reply));
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| handle(shared, &parts, &request_id)))
         .unwrap_or_else(|_| Err(Ec2Error::internal_error("the request handler failed")));
     Ok(Some(match outcome {
         Ok(xml) => Reply {
             status: 200,
             body: xml,
+            content_type: XML,
             request_id,
             close,
         },

@@ -12,6 +12,7 @@
 mod auth;
 mod http;
 mod listen;
+mod metrics;
 mod signals;
 
 #[cfg(test)]

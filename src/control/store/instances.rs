@@ -421,6 +421,7 @@ impl Tx<'_> {
             .execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
         self.conn.execute(
             "UPDATE volumes SET instance_id = NULL, device = NULL, attach_time_ms = NULL,
+                attachment_state = NULL,
                 state = CASE WHEN state = 'in-use' THEN 'available' ELSE state END
              WHERE instance_id = ?1",
             [id],

@@ -14,13 +14,16 @@
 //! A `Store` is one connection: one per thread (they are cheap), or one
 //! behind a mutex.
 
+pub mod attachments;
 pub mod images;
 pub mod instances;
 pub mod ips;
 pub mod key_pairs;
+pub mod modifications;
 mod pattern;
 pub mod processes;
 pub mod schema;
+pub mod snapshots;
 pub mod tags;
 pub mod volumes;
 

@@ -107,7 +107,61 @@ const V2: &str = "
 ALTER TABLE instances ADD COLUMN vmm_start_ticks INTEGER;
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: EBS volumes of their own (CreateVolume & co.): provisioned
+/// IOPS and throughput, the snapshot a volume was made from, the
+/// attachment's own state (attaching / attached / detaching: hot-plug is
+/// not instant), CreateVolume's ClientToken; snapshots; the history of
+/// ModifyVolume requests.
+const V3: &str = "
+ALTER TABLE volumes ADD COLUMN iops INTEGER CHECK (iops IS NULL OR iops > 0);
+ALTER TABLE volumes ADD COLUMN throughput INTEGER CHECK (throughput IS NULL OR throughput > 0);
+ALTER TABLE volumes ADD COLUMN snapshot_id TEXT;
+ALTER TABLE volumes ADD COLUMN attachment_state TEXT
+    CHECK (attachment_state IS NULL OR attachment_state IN ('attaching', 'attached', 'detaching'));
+ALTER TABLE volumes ADD COLUMN client_token TEXT;
+ALTER TABLE volumes ADD COLUMN request_hash TEXT;
+ALTER TABLE volumes ADD COLUMN state_changed_ms INTEGER;
+UPDATE volumes SET attachment_state = 'attached' WHERE instance_id IS NOT NULL;
+UPDATE volumes SET state_changed_ms = created_ms;
+CREATE INDEX volumes_by_client_token ON volumes (client_token) WHERE client_token IS NOT NULL;
+
+-- No reference to volumes: a snapshot outlives the volume it was taken of.
+CREATE TABLE snapshots (
+    id               TEXT PRIMARY KEY NOT NULL,
+    volume_id        TEXT NOT NULL,
+    volume_size_gib  INTEGER NOT NULL CHECK (volume_size_gib > 0),
+    description      TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending', 'completed', 'error')),
+    progress         INTEGER NOT NULL CHECK (progress BETWEEN 0 AND 100),
+    state_message    TEXT,
+    start_ms         INTEGER NOT NULL,
+    completion_ms    INTEGER
+);
+
+CREATE TABLE volume_modifications (
+    -- Insertion order: the latest row of a volume is its current one.
+    seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    volume_id            TEXT NOT NULL,
+    state                TEXT NOT NULL
+        CHECK (state IN ('modifying', 'optimizing', 'completed', 'failed')),
+    status_message       TEXT,
+    original_size_gib    INTEGER NOT NULL,
+    target_size_gib      INTEGER NOT NULL,
+    original_type        TEXT NOT NULL,
+    target_type          TEXT NOT NULL,
+    original_iops        INTEGER,
+    target_iops          INTEGER,
+    original_throughput  INTEGER,
+    target_throughput    INTEGER,
+    progress             INTEGER NOT NULL CHECK (progress BETWEEN 0 AND 100),
+    start_ms             INTEGER NOT NULL,
+    end_ms               INTEGER
+);
+CREATE INDEX volume_modifications_by_volume ON volume_modifications (volume_id, seq);
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use super::outcome::Exit;
-use super::{Live, Supervisor, SupervisorError, process, vmm_client, watch};
+use super::{Live, Supervisor, SupervisorError, process, settle, vmm_client, watch};
 use crate::control::store::instances::{InstanceFilter, InstanceState};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Supervisor {
                 self.reconcile(id, false);
                 return Ok(Adopted::Launched);
             }
-            watch::settle(self, id, &Exit::Unknown { last_words: None }, None)?;
+            settle::settle(self, id, &Exit::Unknown { last_words: None }, None)?;
             return Ok(Adopted::Settled);
         };
         let slot = self.slot(id);
@@ -70,7 +70,7 @@ impl Supervisor {
             let exit = Exit::Unknown {
                 last_words: words.clone(),
             };
-            watch::settle(self, id, &exit, words.as_deref())?;
+            settle::settle(self, id, &exit, words.as_deref())?;
             return Ok(Adopted::Settled);
         }
         if let Err(e) = vmm_client::vm_state(&self.layout().socket(id)) {

@@ -7,6 +7,7 @@
 //!                                       one marker line per start)
 //!                         vmm.sock      the per-VM control socket
 //! DATA_DIR/volumes/<vol-id>.raw         volumes (the root volume too)
+//! DATA_DIR/snapshots/<snap-id>.raw      snapshots (copies of volume files)
 //! DATA_DIR/images/                      registered AMIs
 //! ```
 
@@ -60,6 +61,15 @@ impl Layout {
 
     pub fn socket(&self, id: &str) -> PathBuf {
         self.instance_dir(id).join("vmm.sock")
+    }
+
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.data_dir.join("snapshots")
+    }
+
+    /// `id` has been made by us (`snap-` + hex).
+    pub fn snapshot(&self, snapshot_id: &str) -> PathBuf {
+        self.snapshots_dir().join(format!("{snapshot_id}.raw"))
     }
 
     pub fn volume(&self, volume_id: &str) -> PathBuf {

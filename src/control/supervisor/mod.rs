@@ -19,15 +19,19 @@
 //!   control socket) or reconciles their records (adopt.rs).
 
 mod adopt;
+pub mod disks;
 pub mod layout;
+pub mod limits;
 pub mod network;
 pub mod outcome;
 pub mod process;
 pub mod records;
+mod settle;
 pub mod types;
 pub mod vm_config;
 pub mod vmm_client;
 pub mod volume;
+mod volume_jobs;
 mod watch;
 
 #[cfg(test)]
@@ -50,6 +54,8 @@ pub use adopt::AdoptReport;
 
 /// EC2 keeps terminated instances describable for about an hour.
 pub const TERMINATED_RETENTION_MS: i64 = 60 * 60 * 1000;
+/// Deleted volumes stay describable (state `deleted`) this long.
+pub const DELETED_VOLUME_RETENTION_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Debug, Error)]
 pub enum SupervisorError {
@@ -183,7 +189,11 @@ impl Supervisor {
     /// bridge (and NAT if asked). Call [`Supervisor::adopt_all`] next.
     pub fn new(cfg: SupervisorConfig) -> Result<Arc<Supervisor>, SupervisorError> {
         let layout = &cfg.layout;
-        for dir in [layout.instances_dir(), layout.volumes_dir()] {
+        for dir in [
+            layout.instances_dir(),
+            layout.volumes_dir(),
+            layout.snapshots_dir(),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
                 path: dir.clone(),
                 source,
@@ -317,6 +327,7 @@ impl Supervisor {
                     if let Err(e) = sup.purge_terminated() {
                         eprintln!("flint serve: purging terminated instances: {e}");
                     }
+                    sup.purge_deleted_volumes();
                 }
             });
     }

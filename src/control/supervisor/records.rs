@@ -26,6 +26,9 @@ pub struct LaunchRequest {
     pub root_size_gib: Option<u64>,
     pub root_volume_type: String,
     pub delete_on_termination: bool,
+    /// The root volume's provisioned IOPS and throughput (None: defaults).
+    pub root_iops: Option<u32>,
+    pub root_throughput: Option<u32>,
     pub client_token: Option<String>,
     pub request_hash: Option<String>,
     pub instance_tags: Vec<(String, String)>,
@@ -43,6 +46,8 @@ impl LaunchRequest {
             root_size_gib: None,
             root_volume_type: "gp3".into(),
             delete_on_termination: true,
+            root_iops: None,
+            root_throughput: None,
             client_token: None,
             request_hash: None,
             instance_tags: Vec::new(),
@@ -104,6 +109,9 @@ pub fn insert_instance(
         delete_on_termination: req.delete_on_termination,
         created_ms: now,
         attach_time_ms: Some(now),
+        iops: req.root_iops,
+        throughput: req.root_throughput,
+        ..VolumeRecord::default()
     })?;
     if !req.instance_tags.is_empty() {
         t.set_tags(&id, &req.instance_tags)?;

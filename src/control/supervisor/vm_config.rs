@@ -1,20 +1,28 @@
 //! The `flint vmm --config` document of an instance, built from its
 //! records: the root volume as the AMI disk (serial = the volume id as
-//! EC2's NVMe serial spells it), the NIC with the instance's MAC and
-//! private address, the metadata service's contents, console and socket.
+//! EC2's NVMe serial spells it), the other attached volumes as `disks` in
+//! device-name order, the NIC with the instance's MAC and private
+//! address, the metadata service's contents, console and socket.
+//!
+//! Each volume's entry (the `image` for the root volume, `disks[]` for the
+//! others) carries `"id"` (the volume id) and `"limits"` (its EBS type,
+//! size, IOPS and throughput, see limits.rs) besides the typed fields:
+//! they are added to the JSON in [`document`].
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use serde_json::{Value, json};
+
 use super::network::{derived_id, tap_name};
-use super::{SupervisorConfig, SupervisorError, types};
+use super::{SupervisorConfig, SupervisorError, limits, types};
 use crate::control::ec2::clock;
 use crate::control::store::images::ImageRecord;
 use crate::control::store::instances::InstanceRecord;
-use crate::control::store::volumes::VolumeRecord;
+use crate::control::store::volumes::{AttachmentState, VolumeRecord};
 use crate::vmm::config::{
-    BootMode, ConsoleConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
+    BootMode, ConsoleConfig, DiskConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
 };
 use crate::vmm::imds::metadata::PublicKey;
 use crate::vmm::imds::{MetadataConfig, MetadataOptions};
@@ -26,6 +34,8 @@ pub const ROOT_DEVICE: &str = "/dev/xvda";
 pub struct LaunchSpec<'a> {
     pub instance: &'a InstanceRecord,
     pub root: &'a VolumeRecord,
+    /// The other attached volumes, in any order.
+    pub volumes: &'a [VolumeRecord],
     /// None when the AMI has been deregistered since (it still boots).
     pub image: Option<&'a ImageRecord>,
     /// The key pair's name and OpenSSH public key.
@@ -34,9 +44,83 @@ pub struct LaunchSpec<'a> {
 }
 
 /// The volume id as the disk serial: EC2 NVMe volumes show `vol0123…`
-/// (no dash), which also fits virtio-blk's 20-byte ID.
+/// (no dash), which also fits virtio-blk's 20-byte ID: a 21-character id
+/// `vol-0123456789abcdef0` becomes the 20 bytes `vol0123456789abcdef0`
+/// (all of its digits kept), and the guest sees
+/// /dev/disk/by-id/virtio-vol0123456789abcdef0. Passed as is, the id would
+/// be one byte too long (the VMM refuses serials over 20 bytes; a guest
+/// would see it cut to `vol-0123456789abcdef`, losing the last digit).
 pub fn disk_serial(volume_id: &str) -> String {
     volume_id.replacen('-', "", 1)
+}
+
+/// The letters that name a device slot, the same for `/dev/sdf`, `sdf`
+/// and `/dev/xvdf` (EC2 treats sdX and xvdX as one attachment point).
+pub fn device_slot(device: &str) -> &str {
+    let name = device.strip_prefix("/dev/").unwrap_or(device);
+    for prefix in ["xvd", "sd", "hd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    name
+}
+
+/// The order volumes take on the VM's bus at boot: by device name (`f`
+/// before `g` before `ba`), so a guest sees the same order every start.
+pub fn device_order(device: &str) -> (usize, String) {
+    let slot = device_slot(device);
+    (slot.len(), slot.to_string())
+}
+
+/// Attached volumes other than the root, in [`device_order`].
+fn data_volumes(volumes: &[VolumeRecord]) -> Vec<&VolumeRecord> {
+    let mut data: Vec<&VolumeRecord> = volumes
+        .iter()
+        .filter(|v| v.device.as_deref().is_some_and(|d| d != ROOT_DEVICE))
+        .filter(|v| v.attachment_state != Some(AttachmentState::Detaching))
+        .collect();
+    data.sort_by_key(|v| device_order(v.device.as_deref().unwrap_or("")));
+    data
+}
+
+/// The metadata service's `block-device-mapping/`: `ami` and `root` for
+/// the root device, `ebsN` (from 1, in device order) for each attached
+/// volume, named as EC2 names them there (`sdf`, without `/dev/`).
+pub fn block_device_mapping(volumes: &[VolumeRecord]) -> BTreeMap<String, String> {
+    let mut mapping = BTreeMap::from([
+        ("ami".to_string(), ROOT_DEVICE.to_string()),
+        ("root".to_string(), ROOT_DEVICE.to_string()),
+    ]);
+    let attached: Vec<&VolumeRecord> = data_volumes(volumes)
+        .into_iter()
+        .filter(|v| v.attachment_state == Some(AttachmentState::Attached))
+        .collect();
+    for (n, v) in attached.iter().enumerate() {
+        let device = v.device.as_deref().unwrap_or("");
+        let name = device.strip_prefix("/dev/").unwrap_or(device);
+        mapping.insert(format!("ebs{}", n + 1), name.to_string());
+    }
+    mapping
+}
+
+/// The JSON written to vm.json: `vm` with each volume's `id` and `limits`.
+pub fn document(vm: &VmConfig, spec: &LaunchSpec<'_>) -> Result<Value, SupervisorError> {
+    let mut doc = serde_json::to_value(vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
+    if let Some(image) = doc.get_mut("image").and_then(Value::as_object_mut) {
+        image.insert("id".into(), json!(spec.root.id));
+        image.insert("limits".into(), limits::limits(spec.root));
+    }
+    let data = data_volumes(spec.volumes);
+    if let Some(disks) = doc.get_mut("disks").and_then(Value::as_array_mut) {
+        for (entry, v) in disks.iter_mut().zip(data) {
+            if let Some(entry) = entry.as_object_mut() {
+                entry.insert("id".into(), json!(v.id));
+                entry.insert("limits".into(), limits::limits(v));
+            }
+        }
+    }
+    Ok(doc)
 }
 
 /// The stored metadata options (the IMDS's own JSON shape), or EC2's
@@ -75,7 +159,17 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
             instance_id: id.clone(),
             instance_type: instance.instance_type.clone(),
         },
-        disks: Vec::new(),
+        disks: data_volumes(spec.volumes)
+            .into_iter()
+            .map(|v| DiskConfig {
+                path: PathBuf::from(&v.path),
+                read_only: false,
+                serial: Some(disk_serial(&v.id)),
+                id: Some(v.id.clone()),
+                // Filled in by `document` (the limits' JSON shape).
+                limits: None,
+            })
+            .collect(),
         nics: vec![NetConfig {
             tap: tap_name(id),
             mac: instance.mac.clone(),
@@ -126,10 +220,7 @@ fn metadata(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>, ip: Ipv4Addr) -> Meta
             .collect(),
         user_data: instance.user_data.clone().filter(|d| !d.is_empty()),
         tags: spec.tags.iter().cloned().collect::<BTreeMap<_, _>>(),
-        block_device_mapping: BTreeMap::from([
-            ("ami".to_string(), ROOT_DEVICE.to_string()),
-            ("root".to_string(), ROOT_DEVICE.to_string()),
-        ]),
+        block_device_mapping: block_device_mapping(spec.volumes),
         pending_time,
         metadata_options: metadata_options(instance),
         ..MetadataConfig::default()

@@ -39,8 +39,19 @@ pub fn clone_image(
     dest: &Path,
     size_bytes: u64,
 ) -> Result<CloneMethod, SupervisorError> {
+    clone_with_progress(image, dest, size_bytes, &mut |_| {})
+}
+
+/// [`clone_image`], telling `progress` how far a sparse copy has come (in
+/// percent of the source, whenever that grows; a reflink is one step).
+pub fn clone_with_progress(
+    image: &Path,
+    dest: &Path,
+    size_bytes: u64,
+    progress: &mut dyn FnMut(u8),
+) -> Result<CloneMethod, SupervisorError> {
     let tmp = dest.with_extension("raw.partial");
-    let result = clone_to(image, &tmp, size_bytes);
+    let result = clone_to(image, &tmp, size_bytes, progress);
     match result {
         Ok(method) => {
             std::fs::rename(&tmp, dest).map_err(io(dest))?;
@@ -53,7 +64,12 @@ pub fn clone_image(
     }
 }
 
-fn clone_to(image: &Path, tmp: &Path, size_bytes: u64) -> Result<CloneMethod, SupervisorError> {
+fn clone_to(
+    image: &Path,
+    tmp: &Path,
+    size_bytes: u64,
+    progress: &mut dyn FnMut(u8),
+) -> Result<CloneMethod, SupervisorError> {
     let src = File::open(image).map_err(io(image))?;
     let dst = OpenOptions::new()
         .write(true)
@@ -67,7 +83,7 @@ fn clone_to(image: &Path, tmp: &Path, size_bytes: u64) -> Result<CloneMethod, Su
     let method = if cloned {
         CloneMethod::Reflink
     } else {
-        sparse_copy(&src, &dst, image, tmp)?;
+        sparse_copy(&src, &dst, image, tmp, progress)?;
         CloneMethod::SparseCopy
     };
     let len = dst.metadata().map_err(io(tmp))?.len();
@@ -85,6 +101,7 @@ fn sparse_copy(
     dst: &File,
     src_path: &Path,
     dst_path: &Path,
+    progress: &mut dyn FnMut(u8),
 ) -> Result<(), SupervisorError> {
     let len = source_len(src).map_err(io(src_path))?;
     let mut offset = 0u64;
@@ -98,7 +115,11 @@ fn sparse_copy(
             .unwrap_or(len);
         copy_range(src, dst, data, hole, &mut buf, src_path, dst_path)?;
         offset = hole;
+        let done = u128::from(offset.min(len)) * 100 / u128::from(len.max(1));
+        progress(u8::try_from(done).unwrap_or(100));
     }
+    // A trailing hole ends the loop early: the copy is complete anyway.
+    progress(100);
     dst.set_len(len).map_err(io(dst_path))
 }
 

@@ -6,8 +6,9 @@ use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::outcome::{self, Exit};
+use super::outcome::Exit;
 use super::process;
+use super::settle::{fail_launch, settle};
 use super::vm_config::{self, LaunchSpec};
 use super::{Live, Slot, Supervisor, SupervisorError, network, vmm_client, volume};
 use crate::control::store::instances::{InstanceState, StateReason};
@@ -57,12 +58,13 @@ pub(super) fn reconcile(
 fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), SupervisorError> {
     let cfg = &sup.cfg;
     let layout = &cfg.layout;
-    let (record, root, image, key, tags) = sup.store().read(|t: &Tx<'_>| {
+    let (record, volumes, root, image, key, tags) = sup.store().read(|t: &Tx<'_>| {
         let record = t.instance(id)?;
-        let root = t
-            .list_volumes(&[], &[id.to_string()])?
-            .into_iter()
+        let volumes = t.list_volumes(&[], &[id.to_string()])?;
+        let root = volumes
+            .iter()
             .find(|v| v.device.as_deref() == Some(vm_config::ROOT_DEVICE))
+            .cloned()
             .ok_or_else(|| StoreError::NotFound {
                 kind: "root volume of instance",
                 id: id.to_string(),
@@ -73,7 +75,7 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
             None => None,
         };
         let tags = t.tags_of(id)?;
-        Ok::<_, StoreError>((record, root, image, key, tags))
+        Ok::<_, StoreError>((record, volumes, root, image, key, tags))
     })?;
     let dir = layout.instance_dir(id);
     std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
@@ -94,13 +96,15 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
     let spec = LaunchSpec {
         instance: &record,
         root: &root,
+        volumes: &volumes,
         image: image.as_ref(),
         public_key: key,
         tags,
     };
     let vm = vm_config::build(cfg, &spec)?;
+    let doc = vm_config::document(&vm, &spec)?;
     let json =
-        serde_json::to_string_pretty(&vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
+        serde_json::to_string_pretty(&doc).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let config_path = layout.vm_config(id);
     write_atomically(&config_path, json.as_bytes())?;
     if let Some(bridge) = &cfg.bridge {
@@ -140,105 +144,6 @@ fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<(), Superviso
     };
     std::fs::write(&tmp, data).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// A launch that failed before a process ran: a first launch (RunInstances)
-/// ends terminated, as EC2 does for an instance that cannot start; a
-/// StartInstances goes back to stopped. Either way with the reason.
-fn fail_launch(
-    sup: &Arc<Supervisor>,
-    id: &str,
-    first: bool,
-    error: &SupervisorError,
-) -> Result<(), SupervisorError> {
-    eprintln!("flint serve: instance {id}: launch failed: {error}");
-    let reason = outcome::internal_error(&format!("launch failed: {error}"));
-    let to = if first {
-        InstanceState::Terminated
-    } else {
-        InstanceState::Stopped
-    };
-    if sup.cfg.bridge.is_some() {
-        let _ = network::delete_tap(&network::tap_name(id));
-    }
-    let changed = sup.store().write(|t| {
-        let state = t.instance(id)?.state;
-        // A terminate that came in meanwhile wins.
-        let to = if state == InstanceState::ShuttingDown {
-            InstanceState::Terminated
-        } else {
-            to
-        };
-        t.transition_instance(id, &[state], to, Some(&reason))?;
-        t.set_vmm_process(id, None)?;
-        let deleted = if to == InstanceState::Terminated {
-            terminate_records(t, id)?
-        } else {
-            Vec::new()
-        };
-        Ok::<_, StoreError>(deleted)
-    })?;
-    delete_files(&changed);
-    Ok(())
-}
-
-/// The records a termination deletes, in the caller's transaction: the
-/// DeleteOnTermination volumes (their files are returned for deletion
-/// after the commit) and the private address.
-fn terminate_records(t: &Tx<'_>, id: &str) -> Result<Vec<String>, StoreError> {
-    let mut files = Vec::new();
-    for v in t.list_volumes(&[], &[id.to_string()])? {
-        if v.delete_on_termination {
-            t.delete_volume(&v.id)?;
-            files.push(v.path);
-        } else {
-            t.detach_volume(&v.id)?;
-        }
-    }
-    t.release_ips(id)?;
-    Ok(files)
-}
-
-fn delete_files(paths: &[String]) {
-    for path in paths {
-        if let Err(e) = volume::delete(std::path::Path::new(path)) {
-            eprintln!("flint serve: {e}");
-        }
-    }
-}
-
-/// The process of `id` has ended (or, with no process, is known not to
-/// run): move the record on, in one transaction with reading it, then
-/// clean up the TAP, the socket and, on termination, the volumes.
-pub(super) fn settle(
-    sup: &Arc<Supervisor>,
-    id: &str,
-    exit: &Exit,
-    last_words: Option<&str>,
-) -> Result<(), SupervisorError> {
-    let files = sup.store().write(|t| {
-        let Some(record) = t.get_instance(id)? else {
-            return Ok(Vec::new());
-        };
-        t.set_vmm_process(id, None)?;
-        let Some((to, reason)) =
-            outcome::after_exit(record.state, exit, record.shutdown_behavior, last_words)
-        else {
-            return Ok(Vec::new());
-        };
-        t.transition_instance(id, &[record.state], to, Some(&reason))?;
-        if to == InstanceState::Terminated {
-            terminate_records(t, id)
-        } else {
-            Ok::<_, StoreError>(Vec::new())
-        }
-    })?;
-    if sup.cfg.bridge.is_some() {
-        network::delete_tap(&network::tap_name(id))?;
-    }
-    let _ = std::fs::remove_file(sup.layout().socket(id));
-    delete_files(&files);
-    Ok(())
 }
 
 /// A process ended: unless a newer one has replaced it, settle the record.

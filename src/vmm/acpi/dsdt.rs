@@ -11,8 +11,9 @@
 //! ```
 //! With `AcpiConfig::pci_hotplug`, PCI0 also gets the hotplug registers
 //! (QEMU PIIX4 style: PCIU/PCID/B0EJ at `PORT_PCI_HOTPLUG`), a PCNT method
-//! that notifies slots, `_EJ0` on each slot, and `\_GPE._E01` calling PCNT;
-//! Linux's acpiphp drives hotplug from those notifications.
+//! that notifies slots, `_EJ0` on each slot of `pci_hotplug_slots`, and
+//! `\_GPE._E01` calling PCNT; Linux's acpiphp drives hotplug from those
+//! notifications (a slot without `_EJ0` is not a hotplug slot to it).
 
 use acpi_tables::aml::{
     AddressSpace, AddressSpaceCacheable, And, Device, EISAName, Field, FieldAccessType, FieldEntry,
@@ -23,9 +24,11 @@ use acpi_tables::{Aml, AmlSink};
 
 use super::pm::SLP_TYP_S5;
 use super::tables::{AcpiConfig, sdt};
+// The hotplug registers (PCIU/PCID/B0EJ) are the `pci_hotplug` device's.
 use crate::vmm::layout::{
-    IOAPIC_PINS, IRQ_COM1, IRQ_RTC, MSI_GSI_START, PCI_MMIO32_SIZE, PCI_MMIO32_START, PCI_SLOTS,
-    PORT_CMOS, PORT_COM1, PORT_I8042_COMMAND, PORT_I8042_DATA, PORT_PCI_CONFIG_ADDRESS,
+    IOAPIC_PINS, IRQ_COM1, IRQ_RTC, MSI_GSI_START, PCI_HOTPLUG_LEN, PCI_MMIO32_SIZE,
+    PCI_MMIO32_START, PCI_SLOTS, PORT_CMOS, PORT_COM1, PORT_I8042_COMMAND, PORT_I8042_DATA,
+    PORT_PCI_CONFIG_ADDRESS, PORT_PCI_HOTPLUG,
 };
 
 /// DSDT revision 2: AML integers are 64 bits wide.
@@ -33,13 +36,6 @@ const DSDT_REVISION: u8 = 2;
 
 /// GPE0 bit the PCI hotplug controller raises; `\_GPE._E01` handles it.
 pub const GPE_PCI_HOTPLUG: u8 = 1;
-/// ACPI PCI hotplug registers (QEMU's PIIX4 layout): PCIU (slots with a
-/// device to add, u32 bitmap) at +0, PCID (slots to eject) at +4, B0EJ
-/// (write a slot bit: the guest has released that slot) at +8. Only used
-/// when `AcpiConfig::pci_hotplug` is set; this belongs in `layout` once the
-/// register device exists.
-pub const PORT_PCI_HOTPLUG: u16 = 0xae00;
-pub const PCI_HOTPLUG_LEN: u16 = 12;
 
 /// PCI INTx lines end on IOAPIC pins 16..23.
 const PCI_INTX_GSI_BASE: u32 = 16;
@@ -155,9 +151,9 @@ fn slot_device(slot: u8, hotplug: bool) -> Raw {
     raw(&Device::new(Path::new(&slot_name(slot)), children))
 }
 
-/// Hotplug registers and PCNT, which notifies each slot whose bit is set in
-/// PCIU (Device Check: scan it) or PCID (Eject Request).
-fn pci_hotplug_objects() -> Vec<Raw> {
+/// Hotplug registers and PCNT, which notifies each hotplug slot whose bit
+/// is set in PCIU (Device Check: scan it) or PCID (Eject Request).
+fn pci_hotplug_objects(slots: u32) -> Vec<Raw> {
     let region = OpRegion::new(
         "PCST".into(),
         OpRegionSpace::SystemIO,
@@ -182,7 +178,7 @@ fn pci_hotplug_objects() -> Vec<Raw> {
     ];
     const DEVICE_CHECK: u8 = 1;
     const EJECT_REQUEST: u8 = 3;
-    for slot in 1..PCI_SLOTS {
+    for slot in (1..PCI_SLOTS).filter(|s| slots & (1 << s) != 0) {
         let mask = 1u32 << slot;
         let name = Path::new(&slot_name(slot));
         for (local, event) in [(0, DEVICE_CHECK), (1, EJECT_REQUEST)] {
@@ -210,12 +206,15 @@ fn pci_root(config: &AcpiConfig) -> Raw {
     let crs = pci_crs(config);
     let prt = pci_prt();
     let hotplug = if config.pci_hotplug {
-        pci_hotplug_objects()
+        pci_hotplug_objects(config.pci_hotplug_slots)
     } else {
         Vec::new()
     };
     let slots: Vec<Raw> = (1..PCI_SLOTS)
-        .map(|slot| slot_device(slot, config.pci_hotplug))
+        .map(|slot| {
+            let ejectable = config.pci_hotplug && config.pci_hotplug_slots & (1 << slot) != 0;
+            slot_device(slot, ejectable)
+        })
         .collect();
 
     let mut children: Vec<&dyn Aml> = vec![&hid, &seg, &uid, &bbn, &crs, &prt];
@@ -389,6 +388,21 @@ mod tests {
             assert!(dsl.contains(needle), "no {needle:?} in:\n{dsl}");
         }
         assert_eq!(dsl.matches("Method (_EJ0").count(), 31);
+    }
+
+    #[test]
+    fn only_hotplug_slots_get_ej0_and_notifications() {
+        let mut config = AcpiConfig::new(1);
+        config.pci_hotplug = true;
+        config.pci_hotplug_slots = (1 << 2) | (1 << 9);
+        let (dsl, compiled) = iasl_round_trip(&config, "dsdt-hotplug-slots");
+        assert_clean(&dsl, &compiled);
+        assert_eq!(dsl.matches("Method (_EJ0").count(), 2);
+        assert_eq!(dsl.matches("Notify (S").count(), 4);
+        for needle in ["Notify (S02, One)", "Notify (S09, 0x03)", "B0EJ = 0x0200"] {
+            assert!(dsl.contains(needle), "no {needle:?} in:\n{dsl}");
+        }
+        assert!(!dsl.contains("Notify (S05"));
     }
 
     #[test]

@@ -11,13 +11,18 @@
 //! - [`PmDevice`] on the PIO bus at `PORT_PM1A_EVENT`, length `PM_BLOCK_LEN`,
 //!   and its [`GpeDevice`] view at `PORT_GPE0`, length `GPE0_BLOCK_LEN`.
 //! - [`ResetDevice`] on the PIO bus at `PORT_RESET`, length 1.
+//! - [`PciHotplug`] (its [`PciHotplugPorts`] on the PIO bus at
+//!   `PORT_PCI_HOTPLUG`, length `PCI_HOTPLUG_LEN`): PCI slot hot-plug.
 //!
 //! The tables and the devices agree through the constants in `layout` and the
 //! few exported here ([`SLP_TYP_S5`], [`GPE_PCI_HOTPLUG`], [`pci_intx_gsi`]).
 
 mod dsdt;
 mod fadt;
+#[cfg(test)]
+mod hotplug_aml_tests;
 mod madt;
+mod pci_hotplug;
 mod pm;
 mod reset;
 mod tables;
@@ -25,7 +30,8 @@ mod tables;
 // The VMM core is wired up in a later change; until then nothing imports
 // these (like `dead_code` in vmm/mod.rs, for items that land before users).
 #[allow(unused_imports)]
-pub use dsdt::{GPE_PCI_HOTPLUG, PCI_HOTPLUG_LEN, PORT_PCI_HOTPLUG, pci_intx_gsi};
+pub use dsdt::{GPE_PCI_HOTPLUG, pci_intx_gsi};
+pub use pci_hotplug::{PciHotplug, PciHotplugPorts};
 #[allow(unused_imports)]
 pub use pm::{GpeDevice, PM_TIMER_HZ, PmDevice, PmError, SLP_TYP_S5};
 #[allow(unused_imports)]

@@ -68,9 +68,11 @@ pub struct AcpiConfig {
     pub oem_table_id: [u8; 8],
     pub oem_revision: u32,
     /// Emit the ACPI PCI hotplug AML (slot _EJ0 methods, the GPE0 bit 1
-    /// handler and the registers at `PORT_PCI_HOTPLUG`). Leave off until the
-    /// hotplug register device exists.
+    /// handler and the registers at `PORT_PCI_HOTPLUG`, served by
+    /// `acpi::PciHotplug`).
     pub pci_hotplug: bool,
+    /// Bitmap of the slots that are hotplug slots (bit n = slot n).
+    pub pci_hotplug_slots: u32,
     /// Start of the 32-bit PCI MMIO window (`layout::pci_window_start`);
     /// it ends below the IOAPIC.
     pub pci_window_start: u32,
@@ -84,6 +86,7 @@ impl AcpiConfig {
             oem_table_id: *b"FLINTVM ",
             oem_revision: 1,
             pci_hotplug: false,
+            pci_hotplug_slots: !1,
             pci_window_start: PCI_MMIO32_START as u32,
         }
     }

@@ -1,177 +1,34 @@
-//! The control socket's volume endpoints (this VM's disks, by id):
+//! The disks' EBS metrics in Prometheus's text format:
 //!
 //! ```text
-//! GET   /vm/disks/{id}/metrics  200 {"VolumeReadOps": n, ..., "BurstBalance": pct|null}
-//!                               404 unknown disk id
-//! GET   /vm/metrics             200 text/plain: Prometheus exposition, one
-//!                               series per disk, label volume_id
-//! PATCH /vm/disks/{id}          body {"limits": LIMITS|null}: applied live;
-//!                               200 the disk's entry, 400 bad limits, 404
+//! GET /vm/metrics   200 text/plain: one series per disk and metric, label
+//!                   volume_id (the disk's id); BurstBalance only for the
+//!                   types that have one
 //! ```
-//! LIMITS = {"volume_type": "gp2|gp3|io1|io2|st1|sc1|standard",
-//! "size_gib": N, "iops": N?, "throughput_mibps": N?}.
-//!
-//! `route` answers only what is its own and returns None for the rest, so
-//! that other handlers of /vm/disks (hot-plug, PATCH {"resize": true}) can
-//! sit beside it.
+//! (A disk's metrics as JSON, GET /vm/disks/{id}/metrics, are `disks`'s.)
 
 use std::fmt::Write;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::ApiShared;
 use super::http::Request;
-use crate::vmm::devices::virtio::block::throttle::Limits;
+use super::{Reply, method_not_allowed};
 use crate::vmm::devices::virtio::block::{Volume, VolumeMetrics};
+use crate::vmm::disks::DiskTable;
 
-/// (status, Allow header, body, content type).
-pub type Reply = (u16, Option<&'static str>, String, &'static str);
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-const JSON: &str = "application/json";
-const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The VM's disks by id, shared by the API thread and whoever attaches or
-/// detaches disks.
-#[derive(Default)]
-pub struct Volumes(Mutex<Vec<Arc<Volume>>>);
-
-impl Volumes {
-    /// Adds a disk (replacing one with the same id).
-    pub fn insert(&self, volume: Arc<Volume>) {
-        let mut all = self.lock();
-        all.retain(|v| v.id() != volume.id());
-        all.push(volume);
+/// GET /vm/metrics: every disk in the table, detaching ones included.
+pub fn route(request: &Request, table: Option<&DiskTable>) -> Reply {
+    if request.method != "GET" {
+        return method_not_allowed("GET");
     }
-
-    pub fn remove(&self, id: &str) -> Option<Arc<Volume>> {
-        let mut all = self.lock();
-        let at = all.iter().position(|v| v.id() == id)?;
-        Some(all.remove(at))
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<Volume>> {
-        self.lock().iter().find(|v| v.id() == id).cloned()
-    }
-
-    /// In the order they were added.
-    pub fn list(&self) -> Vec<Arc<Volume>> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Volume>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// One disk as GET /vm/disks lists it.
-#[derive(Debug, Serialize)]
-pub struct DiskEntry {
-    pub id: String,
-    pub path: PathBuf,
-    pub read_only: bool,
-    pub serial: Option<String>,
-    pub slot: Option<u8>,
-    pub state: &'static str,
-    pub size_bytes: u64,
-    pub limits: Option<Limits>,
-}
-
-impl DiskEntry {
-    pub fn of(volume: &Volume) -> Self {
-        let info = volume.info();
-        DiskEntry {
-            id: volume.id().to_string(),
-            path: info.path.clone(),
-            read_only: info.read_only,
-            serial: info.serial.clone(),
-            slot: info.slot,
-            state: "attached",
-            size_bytes: volume.size_bytes(),
-            limits: volume.limits(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsUpdate {
-    limits: Option<Limits>,
-}
-
-fn json_error(status: u16, message: String) -> Reply {
-    let body = serde_json::json!({ "error": message }).to_string();
-    (status, None, body, JSON)
-}
-
-fn method_not_allowed(allow: &'static str) -> Reply {
-    let body = serde_json::json!({ "error": format!("method not allowed; use {allow}") });
-    (405, Some(allow), body.to_string(), JSON)
-}
-
-fn no_such_disk(id: &str) -> Reply {
-    json_error(404, format!("no disk with id {id:?}"))
-}
-
-pub fn route(request: &Request, shared: &ApiShared) -> Option<Reply> {
-    let path = request.path.split('?').next().unwrap_or("");
-    if path == "/vm/metrics" {
-        return Some(if request.method == "GET" {
-            (200, None, prometheus(&shared.volumes.list()), PROMETHEUS)
-        } else {
-            method_not_allowed("GET")
-        });
-    }
-    let rest = path.strip_prefix("/vm/disks/")?;
-    if let Some(id) = rest.strip_suffix("/metrics")
-        && !id.is_empty()
-        && !id.contains('/')
-    {
-        if request.method != "GET" {
-            return Some(method_not_allowed("GET"));
-        }
-        return Some(match shared.volumes.get(id) {
-            Some(v) => (
-                200,
-                None,
-                serde_json::to_string(&v.metrics()).unwrap_or_default(),
-                JSON,
-            ),
-            None => no_such_disk(id),
-        });
-    }
-    if request.method == "PATCH" && !rest.is_empty() && !rest.contains('/') {
-        return patch_limits(rest, &request.body, shared);
-    }
-    None
-}
-
-/// PATCH /vm/disks/{id} with a "limits" member; other bodies (a resize)
-/// are not ours.
-fn patch_limits(id: &str, body: &[u8], shared: &ApiShared) -> Option<Reply> {
-    let value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return Some(json_error(400, format!("bad request body: {e}"))),
-    };
-    // No "limits" member: another PATCH (a resize), not ours.
-    value.get("limits")?;
-    let update: LimitsUpdate = match serde_json::from_value(value) {
-        Ok(u) => u,
-        Err(e) => return Some(json_error(400, format!("bad limits: {e}"))),
-    };
-    let Some(volume) = shared.volumes.get(id) else {
-        return Some(no_such_disk(id));
-    };
-    Some(match volume.set_limits(update.limits) {
-        Ok(()) => (
-            200,
-            None,
-            serde_json::to_string(&DiskEntry::of(&volume)).unwrap_or_default(),
-            JSON,
-        ),
-        Err(e) => json_error(400, format!("bad limits: {e}")),
-    })
+    let volumes: Vec<_> = table
+        .map(DiskTable::list)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.volume)
+        .collect();
+    (200, None, prometheus(&volumes))
 }
 
 /// A label value with Prometheus's escapes (backslash, quote, newline).

@@ -98,6 +98,10 @@ pub fn write_response(
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        422 => "Unprocessable Entity",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
         _ => "Error",
     };
     let mut head = format!("HTTP/1.1 {status} {reason}\r\n");

@@ -8,13 +8,16 @@
 //! GET /vm/metadata    200  what the metadata service serves (JSON, as --metadata)
 //! PUT /vm/metadata    200  merge an update: {"tags": {...}, "block_device_mapping":
 //!                          {...}, "metadata_options": {...}, "user_data_base64": "..."}
+//! .../vm/disks...          disk hot-plug, unplug, resize, limits, metrics: see `disks`
+//! GET /vm/metrics     200  every disk's EBS metrics, Prometheus text: see `disk_metrics`
 //! ```
 //! Errors: 400 (malformed), 404 (unknown path), 405 (method, with Allow).
 
 mod disk_metrics;
+mod disks;
 mod http;
 
-pub use disk_metrics::Volumes;
+pub use disks::DiskCommand;
 
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +30,7 @@ use serde::Serialize;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::{Imds, MetadataUpdate};
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
@@ -59,11 +63,18 @@ pub struct ApiShared {
     pub status: Mutex<VmStatus>,
     /// The metadata service's state, when the VM has one.
     imds: Mutex<Option<Arc<Mutex<Imds>>>>,
+    /// The VM's disks (with their volumes: limits, metrics), for /vm/disks
+    /// and /vm/metrics.
+    disks: Mutex<Option<Arc<DiskTable>>>,
     requests: Mutex<VecDeque<VmRequest>>,
+    disk_commands: Mutex<VecDeque<DiskCommand>>,
     event: EventFd,
-    /// The disks by id: metrics and live limits.
-    pub volumes: Volumes,
 }
+
+/// (status, Allow header, body: JSON unless `respond` says otherwise)
+type Reply = (u16, Option<&'static str>, String);
+
+const JSON: &str = "application/json";
 
 impl ApiShared {
     /// Lets the control socket read and update the metadata service.
@@ -71,13 +82,44 @@ impl ApiShared {
         *self.imds.lock().unwrap_or_else(|e| e.into_inner()) = Some(imds);
     }
 
+    /// Lets the control socket list the disks and change them.
+    pub fn set_disks(&self, disks: Arc<DiskTable>) {
+        *self.disks.lock().unwrap_or_else(|e| e.into_inner()) = Some(disks);
+    }
+
+    fn disk_table(&self) -> Option<Arc<DiskTable>> {
+        self.disks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The next disk command whose caller still waits (the main loop runs
+    /// it and sends the answer).
+    pub fn next_disk_command(&self) -> Option<DiskCommand> {
+        let mut queue = self.disk_commands.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        while let Some(command) = queue.pop_front() {
+            if command.deadline > now {
+                return Some(command);
+            }
+        }
+        None
+    }
+
+    fn push_disk_command(&self, command: DiskCommand) {
+        self.disk_commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(command);
+        let _ = self.event.write(1);
+    }
+
     pub fn new(status: VmStatus) -> std::io::Result<Arc<Self>> {
         Ok(Arc::new(ApiShared {
             status: Mutex::new(status),
             imds: Mutex::new(None),
+            disks: Mutex::new(None),
             requests: Mutex::new(VecDeque::new()),
+            disk_commands: Mutex::new(VecDeque::new()),
             event: EventFd::new(EFD_NONBLOCK)?,
-            volumes: Volumes::default(),
         }))
     }
 
@@ -164,13 +206,7 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
             }
             Ok(http::ReadOutcome::Closed) | Err(_) => return,
         };
-        let (status, allow, body, content_type) = match disk_metrics::route(&request, shared) {
-            Some(reply) => reply,
-            None => {
-                let (status, allow, body) = route(&request, shared);
-                (status, allow, body, "application/json")
-            }
-        };
+        let ((status, allow, body), content_type) = respond(&request, shared);
         let mut headers = vec![("Content-Type", content_type)];
         if let Some(allow) = allow {
             headers.push(("Allow", allow));
@@ -184,8 +220,27 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
     }
 }
 
-fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+/// The reply and its content type: JSON but for the Prometheus text.
+fn respond(request: &http::Request, shared: &ApiShared) -> (Reply, &'static str) {
     let path = request.path.split('?').next().unwrap_or("");
+    if path == "/vm/metrics" {
+        let reply = disk_metrics::route(request, shared.disk_table().as_deref());
+        // A refusal (405) is JSON like every other.
+        let kind = if reply.0 == 200 {
+            disk_metrics::CONTENT_TYPE
+        } else {
+            JSON
+        };
+        return (reply, kind);
+    }
+    (route(request, shared), JSON)
+}
+
+fn route(request: &http::Request, shared: &ApiShared) -> Reply {
+    let path = request.path.split('?').next().unwrap_or("");
+    if path == "/vm/disks" || path.starts_with("/vm/disks/") {
+        return disks::route(request, shared);
+    }
     let action = match path {
         "/vm/metadata" => return metadata(request, shared),
         "/vm" => {
@@ -225,7 +280,7 @@ fn route(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static s
 }
 
 /// GET: the metadata service's configuration; PUT: merge an update.
-fn metadata(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'static str>, String) {
+fn metadata(request: &http::Request, shared: &ApiShared) -> Reply {
     let error = |status: u16, msg: String| {
         (
             status,
@@ -269,9 +324,46 @@ fn metadata(request: &http::Request, shared: &ApiShared) -> (u16, Option<&'stati
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> (u16, Option<&'static str>, String) {
+fn method_not_allowed(allow: &'static str) -> Reply {
     let body = serde_json::json!({ "error": format!("method not allowed; use {allow}") });
     (405, Some(allow), body.to_string())
+}
+
+/// What the control socket's tests share: a VM's status and a client.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::{ApiShared, VmStatus};
+
+    /// The shared state of a small one-boot VM in `state`.
+    pub fn shared(state: &'static str) -> Arc<ApiShared> {
+        ApiShared::new(VmStatus {
+            state,
+            boots: 1,
+            vcpus: 1,
+            memory_mib: 64,
+            pid: 1,
+        })
+        .unwrap()
+    }
+
+    /// One request on its own connection: (status, head, body).
+    pub fn request(sock: &Path, method: &str, uri: &str, body: &str) -> (u16, String, String) {
+        let mut s = UnixStream::connect(sock).unwrap();
+        let raw = format!(
+            "{method} {uri} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        (head[9..12].parse().unwrap(), head.into(), body.into())
+    }
 }
 
 #[cfg(test)]
@@ -292,14 +384,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("flint-api-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vm.sock");
-        let shared = ApiShared::new(VmStatus {
-            state: "running",
-            boots: 1,
-            vcpus: 2,
-            memory_mib: 256,
-            pid: 1,
-        })
-        .unwrap();
+        let shared = testing::shared("running");
         start(&path, shared.clone(), false).unwrap();
         let reply = exchange(&path, "GET /vm HTTP/1.1\r\nConnection: close\r\n\r\n");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");

@@ -198,16 +198,13 @@ fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
         .next()
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ConfigError::Flag(format!("--disk {spec:?}: the path comes first")))?;
-    let mut disk = DiskConfig {
-        path: PathBuf::from(path),
-        ..DiskConfig::default()
-    };
+    let mut disk = DiskConfig::new(PathBuf::from(path));
     // The limits, as the JSON config spells them, built from key=value.
     let mut limits = serde_json::Map::new();
     for option in parts {
         match option.split_once('=') {
             None if option == "ro" => disk.read_only = true,
-            Some(("serial", id)) => disk.serial = Some(id.to_string()),
+            Some(("serial", serial)) => disk.serial = Some(serial.to_string()),
             Some(("id", id)) => disk.id = Some(id.to_string()),
             Some(("type", t)) => {
                 limits.insert("volume_type".into(), t.into());

@@ -104,11 +104,10 @@ impl ImageConfig {
     /// The image as the VM's first (boot) disk.
     pub fn disk(&self) -> DiskConfig {
         DiskConfig {
-            path: self.path.clone(),
-            read_only: false,
             serial: self.serial.clone(),
             id: self.id.clone(),
             limits: self.limits,
+            ..DiskConfig::new(self.path.clone())
         }
     }
 

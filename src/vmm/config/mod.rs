@@ -29,6 +29,8 @@ pub const MAX_VCPUS: u8 = 254;
 pub const MAX_DISKS: usize = 16;
 /// virtio-blk's ID field is 20 bytes.
 pub const MAX_SERIAL_LEN: usize = 20;
+/// A disk id names the disk in control-socket paths (/vm/disks/{id}).
+pub const MAX_DISK_ID_LEN: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +85,8 @@ pub struct DiskConfig {
     pub read_only: bool,
     /// The disk's serial (virtio-blk ID): the volume id on Flint.
     pub serial: Option<String>,
-    /// The name the control socket knows the disk by (/vm/disks/{id}).
-    /// Default: the serial, else disk<N> (N = its place, the boot disk 0).
+    /// The disk's name on the control socket (GET /vm/disks); default: the
+    /// serial, else `disk<N>` by position (the AMI image counts as 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// EBS volume-type performance limits; None: as fast as the host.
@@ -92,26 +94,28 @@ pub struct DiskConfig {
     pub limits: Option<Limits>,
 }
 
-/// Longest disk id: ids go into URL paths and metric labels.
-pub const MAX_DISK_ID_LEN: usize = 64;
-
 impl DiskConfig {
-    /// The control socket's name for the disk at place `index`.
-    pub fn volume_id(&self, index: usize) -> String {
-        self.id
-            .clone()
-            .or_else(|| self.serial.clone())
-            .unwrap_or_else(|| format!("disk{index}"))
+    pub fn new(path: PathBuf) -> Self {
+        DiskConfig {
+            path,
+            ..DiskConfig::default()
+        }
     }
 }
 
-/// Ids are [A-Za-z0-9._-]: safe in a URL path and a Prometheus label.
-fn valid_disk_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_DISK_ID_LEN
+/// Whether `id` can name a disk: 1 to MAX_DISK_ID_LEN of `[A-Za-z0-9._-]`,
+/// so it needs no escaping in a URL path or a Prometheus label.
+pub fn valid_disk_id(id: &str) -> bool {
+    (1..=MAX_DISK_ID_LEN).contains(&id.len())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `serial` fits virtio-blk's ID field: printable ASCII, at most
+/// MAX_SERIAL_LEN bytes.
+pub fn valid_serial(serial: &str) -> bool {
+    serial.len() <= MAX_SERIAL_LEN && serial.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -192,11 +196,9 @@ pub enum ConfigError {
     Serial(String),
     #[error("disk {0} is given twice")]
     DuplicateDisk(PathBuf),
-    #[error(
-        "disk id {0:?} must be 1 to {MAX_DISK_ID_LEN} characters of letters, digits, '.', '_' and '-'"
-    )]
+    #[error("disk id {0:?} must be 1 to {MAX_DISK_ID_LEN} characters of A-Z a-z 0-9 . _ -")]
     DiskId(String),
-    #[error("disk id {0:?} is used twice")]
+    #[error("disk id {0:?} is given twice")]
     DuplicateDiskId(String),
     #[error("disk {path}: limits: {source}")]
     Limits { path: PathBuf, source: LimitsError },
@@ -260,16 +262,7 @@ impl VmConfig {
             return Err(ConfigError::TooManyDisks(disks.len()));
         }
         let mut seen = Vec::new();
-        let mut ids = Vec::new();
-        for (index, disk) in disks.iter().enumerate() {
-            let id = disk.volume_id(index);
-            if !valid_disk_id(&id) {
-                return Err(ConfigError::DiskId(id));
-            }
-            if ids.contains(&id) {
-                return Err(ConfigError::DuplicateDiskId(id));
-            }
-            ids.push(id);
+        for disk in &disks {
             if let Some(limits) = &disk.limits {
                 limits.validate().map_err(|source| ConfigError::Limits {
                     path: disk.path.clone(),
@@ -283,9 +276,20 @@ impl VmConfig {
             }
             seen.push(canonical);
             if let Some(serial) = &disk.serial
-                && (serial.len() > MAX_SERIAL_LEN || !serial.bytes().all(|b| b.is_ascii_graphic()))
+                && !valid_serial(serial)
             {
                 return Err(ConfigError::Serial(serial.clone()));
+            }
+            if let Some(id) = &disk.id
+                && !valid_disk_id(id)
+            {
+                return Err(ConfigError::DiskId(id.clone()));
+            }
+        }
+        let ids = self.disk_ids();
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return Err(ConfigError::DuplicateDiskId(id.clone()));
             }
         }
         if let Some(file) = &self.console.file
@@ -301,6 +305,20 @@ impl VmConfig {
     pub fn all_disks(&self) -> Vec<DiskConfig> {
         let root = self.image.as_ref().map(ImageConfig::disk);
         root.into_iter().chain(self.disks.iter().cloned()).collect()
+    }
+
+    /// The control-socket id of each of `all_disks()`: its own, else its
+    /// serial (when that can name a disk), else `disk<N>`.
+    pub fn disk_ids(&self) -> Vec<String> {
+        self.all_disks()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.id.clone()
+                    .or_else(|| d.serial.clone().filter(|s| valid_disk_id(s)))
+                    .unwrap_or_else(|| format!("disk{i}"))
+            })
+            .collect()
     }
 
     /// True when the VM starts in firmware (SeaBIOS) rather than in the

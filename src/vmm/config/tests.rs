@@ -84,24 +84,16 @@ fn bad_configs_are_clear_errors() {
         "command line",
     );
     check(
-        &|c| {
-            c.disks.push(DiskConfig {
-                path: "/nonexistent.img".into(),
-                read_only: false,
-                serial: None,
-                ..DiskConfig::default()
-            })
-        },
+        &|c| c.disks.push(DiskConfig::new("/nonexistent.img".into())),
         "disk /nonexistent.img",
     );
     let disk = temp_file("d3", &[0; 512]);
     check(
         &|c| {
             c.disks.push(DiskConfig {
-                path: disk.clone(),
                 read_only: true,
                 serial: Some("x".repeat(21)),
-                ..DiskConfig::default()
+                ..DiskConfig::new(disk.clone())
             })
         },
         "serial",
@@ -109,10 +101,8 @@ fn bad_configs_are_clear_errors() {
     check(
         &|c| {
             let d = DiskConfig {
-                path: disk.clone(),
                 read_only: true,
-                serial: None,
-                ..DiskConfig::default()
+                ..DiskConfig::new(disk.clone())
             };
             c.disks.push(d.clone());
             c.disks.push(d);
@@ -178,10 +168,7 @@ fn disks_take_an_id_and_ebs_limits_from_flags_and_json() {
         (limits.iops, limits.throughput_mibps),
         (Some(6000), Some(250))
     );
-    assert_eq!(config.disks[0].volume_id(0), "data");
-    // No id: the serial, else the place.
-    assert_eq!(config.disks[1].volume_id(1), "vol-2");
-    assert_eq!(DiskConfig::default().volume_id(3), "disk3");
+    assert_eq!(config.disk_ids(), ["data", "vol-2"]);
 
     let flag_error = |spec: String| {
         let mut a = args(&kernel);
@@ -206,20 +193,55 @@ fn disks_take_an_id_and_ebs_limits_from_flags_and_json() {
     let config = VmConfig::from_file(&temp_file("c5.json", json.as_bytes())).unwrap();
     config.validate().unwrap();
     assert_eq!(config.disks[0].limits.unwrap().size_gib, 8);
-    assert_eq!(config.disks[1].volume_id(1), "disk1");
+    assert_eq!(config.disk_ids(), ["a", "disk1"]);
 
-    let invalid = |edit: &dyn Fn(&mut VmConfig)| {
-        let mut c = config.clone();
-        edit(&mut c);
-        c.validate().unwrap_err().to_string()
-    };
-    let e = invalid(&|c| c.disks[1].id = Some("a".into()));
-    assert!(e.contains("\"a\" is used twice"), "{e}");
-    let e = invalid(&|c| c.disks[1].id = Some("no/slash".into()));
-    assert!(e.contains("letters, digits"), "{e}");
-    let e = invalid(&|c| c.disks[0].limits.as_mut().unwrap().iops = Some(3000));
+    let mut c = config.clone();
+    c.disks[0].limits.as_mut().unwrap().iops = Some(3000);
+    let e = c.validate().unwrap_err().to_string();
     assert!(
         e.contains("limits: iops cannot be set for a gp2 volume"),
         "{e}"
     );
+}
+
+#[test]
+fn disk_ids_default_to_the_serial_and_must_be_unique() {
+    let disk = temp_file("ids", &[0; 512]);
+    let other = temp_file("ids2", &[0; 512]);
+    let kernel = temp_file("k-ids", b"kernel");
+    let mut c = args(&kernel).to_config().unwrap();
+    c.disks = vec![
+        DiskConfig {
+            serial: Some("vol-0a1b".into()),
+            ..DiskConfig::new(disk.clone())
+        },
+        DiskConfig {
+            serial: Some("has/slash".into()),
+            ..DiskConfig::new(other.clone())
+        },
+    ];
+    assert_eq!(c.disk_ids(), ["vol-0a1b", "disk1"]);
+    c.validate().unwrap();
+    c.disks[1].id = Some("vol-0a1b".into());
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("given twice")
+    );
+    c.disks[1].id = Some("a/b".into());
+    assert!(c.validate().unwrap_err().to_string().contains("disk id"));
+}
+
+#[test]
+fn the_root_volume_takes_an_id_and_limits_as_the_daemon_writes_them() {
+    // vm.json's `image` as flint serve writes it (see vm_config::document).
+    let json = r#"{"image": {"path": "/var/lib/flint/volumes/vol-1.raw",
+        "serial": "vol1", "id": "vol-1",
+        "limits": {"volume_type": "gp2", "size_gib": 8}}}"#;
+    let config: VmConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(config.disk_ids(), ["vol-1"]);
+    let root = &config.all_disks()[0];
+    assert_eq!(root.serial.as_deref(), Some("vol1"));
+    root.limits.unwrap().validate().unwrap();
 }

@@ -52,7 +52,11 @@ pub fn install_platform_tables(
     config: &VmConfig,
 ) -> Result<Option<GuestAddress>, FirmwareError> {
     let memory_bytes = config.memory_mib << 20;
-    let acpi_config = AcpiConfig::for_vm(config.vcpus, memory_bytes);
+    let acpi_config = AcpiConfig {
+        pci_hotplug: true,
+        pci_hotplug_slots: crate::vmm::device_manager::hotplug_slots(),
+        ..AcpiConfig::for_vm(config.vcpus, memory_bytes)
+    };
     let smbios_config = SmbiosConfig {
         instance_type: config.identity.instance_type.clone(),
         instance_id: config.identity.instance_id.clone(),

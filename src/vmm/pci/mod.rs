@@ -18,4 +18,8 @@ pub trait PciDevice: Send {
     fn config_read(&mut self, offset: usize, data: &mut [u8]);
     /// Returns a BAR the write moved, so the bus can follow.
     fn config_write(&mut self, offset: usize, data: &[u8]) -> Option<BarMove>;
+    /// Where its memory BAR currently points (base, length), for unplugging.
+    fn bar_window(&self) -> Option<(u64, u64)> {
+        None
+    }
 }

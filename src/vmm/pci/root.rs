@@ -117,6 +117,31 @@ impl PciRoot {
         self.slots.get_mut(slot as usize)?.take().map(|s| s.device)
     }
 
+    /// Takes the device out of `slot` (hot-unplug): its config space reads
+    /// as an empty slot from now on and its BAR leaves the MMIO bus.
+    pub fn unplug(&mut self, slot: u8) -> Option<Arc<Mutex<dyn PciDevice>>> {
+        if slot == 0 {
+            return None;
+        }
+        let taken = self.slots.get_mut(slot as usize)?.take()?;
+        if let Some(bars) = &taken.bars {
+            let window = taken
+                .device
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bar_window();
+            if let Some((base, _)) = window {
+                self.mmio.remove_device(base, bars);
+            }
+        }
+        Some(taken.device)
+    }
+
+    /// Whether a device sits in `slot`.
+    pub fn occupied(&self, slot: u8) -> bool {
+        self.slots.get(slot as usize).is_some_and(Option::is_some)
+    }
+
     /// The device the address register selects, if any (bus 0, function 0).
     fn selected(&self) -> Option<(&Slot, usize)> {
         if self.address & ADDRESS_ENABLE == 0 {
@@ -134,7 +159,9 @@ impl PciRoot {
 
     fn follow_bar(&self, slot: &Slot, moved: BarMove) {
         let Some(bars) = &slot.bars else { return };
-        let _ = self.mmio.remove(moved.old);
+        // Only this device's own mapping: a guest can point two BARs at one
+        // address, and then only the first got mapped.
+        self.mmio.remove_device(moved.old, bars);
         // Sizing writes (all ones) and zero are not real placements.
         let plausible = moved.new != 0
             && moved

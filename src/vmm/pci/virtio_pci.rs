@@ -242,6 +242,22 @@ impl VirtioPciDevice {
         }
     }
 
+    /// The device's configuration changed (a disk was resized): a new
+    /// generation, and the configuration-change interrupt (virtio 1.2,
+    /// 4.1.4.3 and 4.1.5.3).
+    pub fn config_changed(&mut self) {
+        self.config_generation = self.config_generation.wrapping_add(1);
+        if self.status & STATUS_DRIVER_OK != 0 {
+            let _ = self.interrupt.notify_config();
+        }
+    }
+
+    /// Quiesces the device before it leaves the bus, as a driver reset
+    /// would: in-flight I/O completes, the queues stop.
+    pub fn unplug(&mut self) {
+        self.reset();
+    }
+
     fn selected_queue(&mut self) -> Option<&mut Queue> {
         self.queues.get_mut(self.queue_select as usize)
     }
@@ -454,6 +470,10 @@ impl VirtioPciDevice {
 impl PciDevice for VirtioPciDevice {
     fn config_read(&mut self, offset: usize, data: &mut [u8]) {
         self.config.read(offset, data);
+    }
+
+    fn bar_window(&self) -> Option<(u64, u64)> {
+        Some((self.bar, u64::from(BAR_SIZE)))
     }
 
     fn config_write(&mut self, offset: usize, data: &[u8]) -> Option<BarMove> {

@@ -356,6 +356,7 @@ fn forbidden_or_allowed(action: &str, listener: Option<UnixListener>, dir: Optio
         }
         "serve" => serve_one(listener.unwrap()),
         "boot" => boot_path(dir.unwrap()),
+        "hotplug" => crate::vmm::disks::tests::hotplug_cycle(dir.unwrap()),
         other => panic!("unknown action {other}"),
     }
 }
@@ -749,4 +750,23 @@ fn vmm_filter_allows_the_boot_path() {
             describe(&output)
         );
     }
+}
+
+#[test]
+fn vmm_filter_allows_disk_hot_plug() {
+    if !kvm_usable() {
+        return;
+    }
+    let dir = temp_dir("hotplug");
+    // Files are made here: the main loop only opens, grows and locks them.
+    crate::vmm::disks::tests::hotplug_files(&dir);
+    let output = run_child("vmm:hotplug", Some(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("hotplug cycle done"),
+        "{}",
+        describe(&output)
+    );
 }

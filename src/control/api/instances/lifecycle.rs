@@ -12,6 +12,7 @@ use crate::control::ec2::error::Ec2Error;
 use crate::control::store::Tx;
 use crate::control::store::instances::{InstanceState, StateChange};
 use crate::control::supervisor::outcome;
+use crate::control::supervisor::vm_config::ROOT_DEVICE;
 use InstanceState::*;
 
 pub fn register(r: &mut Registry) {
@@ -90,8 +91,37 @@ fn reply_changes(call: &Call<'_>, changes: &[StateChange]) -> Result<Vec<u8>, Ec
     call.reply(|x| render::state_changes(x, changes))
 }
 
+/// A stopped instance whose root volume was detached cannot start.
+fn check_root_volumes(call: &Call<'_>) -> Result<(), Ec2Error> {
+    let ids = required_instance_ids(call)?;
+    let mut store = call.ctx.store()?;
+    store.read(|t| {
+        for r in existing(t, &ids)? {
+            if r.state != Stopped {
+                continue;
+            }
+            let has_root = t
+                .list_volumes(&[], std::slice::from_ref(&r.id))?
+                .iter()
+                .any(|v| v.device.as_deref() == Some(ROOT_DEVICE));
+            if !has_root {
+                return Err(Ec2Error::new(
+                    "IncorrectInstanceState",
+                    400,
+                    format!(
+                        "The instance '{}' does not have a volume attached at root ({ROOT_DEVICE})",
+                        r.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    })
+}
+
 fn start_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let sup = supervisor(call)?;
+    check_root_volumes(call)?;
     let changes = change(call, "started", |s| match s {
         Stopped => Move::To(Pending),
         Pending | Running => Move::Stay,

@@ -1,6 +1,7 @@
 //! GetConsoleOutput, ModifyInstanceMetadataOptions (pushed live to the
 //! VM's metadata service), ModifyInstanceAttribute (InstanceType and
-//! UserData, while stopped).
+//! UserData, while stopped; BlockDeviceMapping's DeleteOnTermination of
+//! attached volumes, in any state but terminated).
 
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::run::{metadata_options, user_data};
@@ -39,6 +40,11 @@ pub fn register(r: &mut Registry) {
             "UserData.Value",
             "Attribute",
             "Value",
+            "BlockDeviceMapping.N.DeviceName",
+            "BlockDeviceMapping.N.Ebs.DeleteOnTermination",
+            "BlockDeviceMapping.N.Ebs.VolumeId",
+            "BlockDeviceMapping.N.NoDevice",
+            "BlockDeviceMapping.N.VirtualName",
         ],
         dry_run: DryRun::Handler,
         handler: modify_instance_attribute,
@@ -94,9 +100,83 @@ fn modify_metadata_options(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     })
 }
 
+/// `BlockDeviceMapping.N`: (device, DeleteOnTermination) of volumes
+/// attached to the instance.
+fn delete_on_termination(call: &Call<'_>) -> Result<Vec<(String, bool)>, Ec2Error> {
+    let mut out = Vec::new();
+    for m in call.req.structs("BlockDeviceMapping")? {
+        let device = m.required_string("DeviceName")?;
+        if m.string("NoDevice").is_some() || m.string("VirtualName").is_some() {
+            return Err(Ec2Error::unsupported_operation(
+                "Instance store volumes cannot be added or removed here.",
+            ));
+        }
+        // EC2: without a value, DeleteOnTermination is true.
+        let ebs = m.child("Ebs");
+        let value = ebs.bool("DeleteOnTermination")?.unwrap_or(true);
+        out.push((device.to_string(), value));
+    }
+    Ok(out)
+}
+
+fn modify_block_devices(
+    call: &Call<'_>,
+    id: &str,
+    mappings: &[(String, bool)],
+) -> Result<Vec<u8>, Ec2Error> {
+    let mut store = call.ctx.store()?;
+    store.write(|t| {
+        let record = existing(t, &[id.to_string()])?.remove(0);
+        if record.state == InstanceState::Terminated {
+            return Err(Ec2Error::incorrect_instance_state(
+                id,
+                record.state.name(),
+                "modified",
+            ));
+        }
+        let volumes = t.list_volumes(&[], &[id.to_string()])?;
+        let mut changes = Vec::new();
+        for (device, value) in mappings {
+            let found = volumes.iter().find(|v| {
+                v.device
+                    .as_deref()
+                    .is_some_and(|d| vm_config::device_slot(d) == vm_config::device_slot(device))
+            });
+            let Some(v) = found else {
+                return Err(Ec2Error::new(
+                    "InvalidInstanceAttributeValue",
+                    400,
+                    format!("No device is currently mapped at {device:.64}"),
+                ));
+            };
+            changes.push((v.id.clone(), *value));
+        }
+        call.check_dry_run()?;
+        for (volume, value) in &changes {
+            t.set_delete_on_termination(volume, *value)?;
+        }
+        Ok::<_, Ec2Error>(())
+    })?;
+    call.reply(|x| {
+        x.bool("return", true);
+    })
+}
+
 fn modify_instance_attribute(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let id = one_instance_id(call)?;
     let req = call.req;
+    let mappings = delete_on_termination(call)?;
+    if !mappings.is_empty() {
+        if req.string("InstanceType.Value").is_some()
+            || req.string("UserData.Value").is_some()
+            || req.string("Attribute").is_some()
+        {
+            return Err(Ec2Error::invalid_parameter_combination(
+                "BlockDeviceMapping cannot be modified together with another attribute.",
+            ));
+        }
+        return modify_block_devices(call, &id, &mappings);
+    }
     let mut instance_type = req.string("InstanceType.Value");
     let mut data = req.string("UserData.Value");
     match (req.string("Attribute"), req.string("Value")) {

@@ -1,12 +1,12 @@
-//! The XML of instances and volumes, as botocore's `Instance`, `Volume`
-//! and `InstanceStateChange` shapes name their members.
+//! The XML of instances, as botocore's `Instance` and
+//! `InstanceStateChange` shapes name their members (volumes: api/volumes/render.rs).
 
 use std::collections::HashMap;
 
 use super::super::XmlWriter;
 use crate::control::ec2::clock;
 use crate::control::store::instances::{InstanceRecord, InstanceState, StateChange};
-use crate::control::store::volumes::VolumeRecord;
+use crate::control::store::volumes::{AttachmentState, VolumeRecord};
 use crate::control::supervisor::network::derived_id;
 use crate::control::supervisor::vm_config::{self, ROOT_DEVICE};
 use crate::control::supervisor::{SupervisorConfig, types};
@@ -97,11 +97,16 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
     let ip = r.private_ip.map(|ip| ip.to_string());
     let no_tags = Vec::new();
     let tag_list = e.tags.get(&r.id).unwrap_or(&no_tags);
-    let volumes: Vec<&VolumeRecord> = e
+    let mut volumes: Vec<&VolumeRecord> = e
         .volumes
         .iter()
         .filter(|v| v.instance_id.as_deref() == Some(&r.id))
         .collect();
+    // The root first, then in device order, as the VM sees them.
+    volumes.sort_by_key(|v| {
+        let device = v.device.as_deref().unwrap_or("");
+        (device != ROOT_DEVICE, vm_config::device_order(device))
+    });
     let terminated = r.state == InstanceState::Terminated;
     x.text("instanceId", &r.id).text("imageId", &r.image_id);
     state(x, "instanceState", r.state);
@@ -143,10 +148,13 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
         .text("rootDeviceType", "ebs")
         .text("rootDeviceName", ROOT_DEVICE)
         .list("blockDeviceMapping", &volumes, |x, v| {
+            let status = v
+                .attachment_state
+                .map_or("attached", AttachmentState::as_str);
             x.text("deviceName", v.device.as_deref().unwrap_or(ROOT_DEVICE))
                 .element("ebs", |x| {
                     x.text("volumeId", &v.id)
-                        .text("status", "attached")
+                        .text("status", status)
                         .timestamp_ms("attachTime", v.attach_time_ms.unwrap_or(v.created_ms))
                         .bool("deleteOnTermination", v.delete_on_termination);
                 });
@@ -211,33 +219,4 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
 fn group(x: &mut XmlWriter, cfg: &SupervisorConfig) {
     x.text("groupId", &derived_id("sg-", &cfg.subnet.to_string()))
         .text("groupName", "default");
-}
-
-pub fn volume(
-    x: &mut XmlWriter,
-    v: &VolumeRecord,
-    cfg: &SupervisorConfig,
-    tag_list: &[(String, String)],
-) {
-    x.text("volumeId", &v.id)
-        .int("size", v.size_gib)
-        .text("snapshotId", "")
-        .text("availabilityZone", &cfg.availability_zone)
-        .text("status", v.state.as_str())
-        .timestamp_ms("createTime", v.created_ms)
-        .list("attachmentSet", v.instance_id.iter(), |x, instance_id| {
-            x.text("volumeId", &v.id)
-                .text("instanceId", instance_id)
-                .text("device", v.device.as_deref().unwrap_or(""))
-                .text("status", "attached")
-                .timestamp_ms("attachTime", v.attach_time_ms.unwrap_or(v.created_ms))
-                .bool("deleteOnTermination", v.delete_on_termination);
-        })
-        .text("volumeType", &v.volume_type)
-        .bool("encrypted", false)
-        .bool("multiAttachEnabled", false);
-    if v.volume_type == "gp3" {
-        x.int("iops", 3000).int("throughput", 125);
-    }
-    tags(x, tag_list);
 }

@@ -7,6 +7,7 @@ use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::describe::extras;
 use super::{render, supervisor};
 use crate::control::api::codec;
+use crate::control::api::volumes::rules as volume_rules;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::ec2::request::Scope;
@@ -14,6 +15,7 @@ use crate::control::ec2::sha256;
 use crate::control::store::StoreError;
 use crate::control::store::images::ImageState;
 use crate::control::store::instances::{InstanceRecord, ShutdownBehavior};
+use crate::control::store::modifications::VolumeSpec;
 use crate::control::supervisor::network::derived_id;
 use crate::control::supervisor::records::{self, LaunchRequest};
 use crate::control::supervisor::{types, volume};
@@ -176,6 +178,22 @@ fn run_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         if let Some(dot) = root.delete_on_termination {
             launch.delete_on_termination = dot;
         }
+        let spec = volume_rules::validate(&VolumeSpec {
+            size_gib: launch.root_size_gib.unwrap_or(image_gib),
+            volume_type: launch.root_volume_type.clone(),
+            iops: root.iops,
+            throughput: root.throughput,
+        })
+        .map_err(|e| {
+            let code = if e.code == "InvalidParameterCombination" {
+                e.code
+            } else {
+                "InvalidBlockDeviceMapping"
+            };
+            Ec2Error::new(code, 400, e.message)
+        })?;
+        launch.root_iops = spec.iops;
+        launch.root_throughput = spec.throughput;
         call.check_dry_run()?;
         let mut made = Vec::new();
         for index in 0..count {
@@ -269,6 +287,8 @@ fn toggle(v: &str) -> Option<Toggle> {
 struct RootMapping {
     size: Option<u64>,
     volume_type: Option<String>,
+    iops: Option<u32>,
+    throughput: Option<u32>,
     delete_on_termination: Option<bool>,
 }
 
@@ -301,8 +321,13 @@ fn root_mapping(mappings: &[Scope<'_>]) -> Result<RootMapping, Ec2Error> {
             root.volume_type = Some(kind.to_string());
         }
         root.delete_on_termination = ebs.bool("DeleteOnTermination")?;
-        ebs.int("Iops", 100..=256_000)?;
-        ebs.int("Throughput", 125..=2000)?;
+        // Checked against the volume type's rules once the size is known.
+        root.iops = ebs
+            .int("Iops", 1..=i64::from(u32::MAX))?
+            .and_then(|n| u32::try_from(n).ok());
+        root.throughput = ebs
+            .int("Throughput", 1..=i64::from(u32::MAX))?
+            .and_then(|n| u32::try_from(n).ok());
         ebs.bool("Encrypted")?;
     }
     Ok(root)

@@ -1,5 +1,6 @@
 //! Store tests on real SQLite files in fresh temporary directories.
 
+mod ebs;
 mod instances;
 mod ips;
 mod pattern;

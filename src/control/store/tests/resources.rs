@@ -4,7 +4,7 @@ use super::super::StoreError;
 use super::super::images::{ImageFilter, ImageRecord, ImageState};
 use super::super::key_pairs::KeyPairRecord;
 use super::super::tags::{TAG_LIMIT, Tag, TagFilter};
-use super::super::volumes::{VolumeRecord, VolumeState};
+use super::super::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use super::{TempDir, insert, instance, open};
 
 pub fn volume(n: u32, attached: Option<(&str, &str)>) -> VolumeRecord {
@@ -23,6 +23,7 @@ pub fn volume(n: u32, attached: Option<(&str, &str)>) -> VolumeRecord {
         delete_on_termination: attached.is_some(),
         created_ms: 1_700_000_000_000 + i64::from(n),
         attach_time_ms: attached.map(|_| 1_700_000_000_500),
+        ..VolumeRecord::default()
     }
 }
 
@@ -170,11 +171,17 @@ fn volumes_attach_and_detach_with_state_checks() {
     let v2 = volume(2, None).id;
     let v3 = volume(3, None).id;
     store
-        .write(|t| t.attach_volume(&v2, &owner.id, "/dev/sdf", false))
+        .write(|t| t.attach_volume(&v2, &owner.id, "/dev/sdf", false, AttachmentState::Attached))
         .unwrap();
     // The same device twice on one instance.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v3, &owner.id, "/dev/sdf", false)),
+        store.write(|t| t.attach_volume(
+            &v3,
+            &owner.id,
+            "/dev/sdf",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::Duplicate {
             kind: "attachment",
             ..
@@ -182,7 +189,13 @@ fn volumes_attach_and_detach_with_state_checks() {
     ));
     // Attaching an attached volume.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v2, &owner.id, "/dev/sdg", false)),
+        store.write(|t| t.attach_volume(
+            &v2,
+            &owner.id,
+            "/dev/sdg",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::IncorrectVolumeState {
             current: VolumeState::InUse,
             ..
@@ -190,7 +203,13 @@ fn volumes_attach_and_detach_with_state_checks() {
     ));
     // To an instance that does not exist: refused at commit.
     assert!(matches!(
-        store.write(|t| t.attach_volume(&v3, "i-0000000000000dead", "/dev/sdg", false)),
+        store.write(|t| t.attach_volume(
+            &v3,
+            "i-0000000000000dead",
+            "/dev/sdg",
+            false,
+            AttachmentState::Attached
+        )),
         Err(StoreError::MissingReference { .. })
     ));
     let attached = store

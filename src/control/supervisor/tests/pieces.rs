@@ -26,6 +26,46 @@ fn disk_serials_are_ec2_nvme_style_and_fit_virtio() {
 }
 
 #[test]
+fn attached_volumes_go_to_the_vm_in_device_order_and_to_the_metadata() {
+    use crate::control::store::volumes::{AttachmentState, VolumeRecord};
+    let attached = |id: &str, device: &str, state| VolumeRecord {
+        id: id.into(),
+        device: Some(device.into()),
+        instance_id: Some("i-0123456789abcdef0".into()),
+        attachment_state: Some(state),
+        ..VolumeRecord::default()
+    };
+    let volumes = [
+        attached("vol-3", "/dev/xvdba", AttachmentState::Attached),
+        attached("vol-1", "/dev/sdg", AttachmentState::Attached),
+        attached("vol-0", vm_config::ROOT_DEVICE, AttachmentState::Attached),
+        attached("vol-2", "xvdf", AttachmentState::Attaching),
+        attached("vol-4", "/dev/sdh", AttachmentState::Detaching),
+    ];
+    let mapping = vm_config::block_device_mapping(&volumes);
+    let entries: Vec<(&str, &str)> = mapping
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // Only attached volumes, numbered in device order; attaching and
+    // detaching ones are not the guest's (yet, any more).
+    assert_eq!(
+        entries,
+        [
+            ("ami", "/dev/xvda"),
+            ("ebs1", "sdg"),
+            ("ebs2", "xvdba"),
+            ("root", "/dev/xvda")
+        ]
+    );
+    assert!(vm_config::device_order("/dev/sdz") < vm_config::device_order("/dev/xvdba"));
+    assert_eq!(
+        vm_config::device_slot("/dev/xvdf"),
+        vm_config::device_slot("sdf")
+    );
+}
+
+#[test]
 fn proc_stat_is_read_after_the_last_parenthesis() {
     let line = "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10";
     assert_eq!(process::parse_stat(line), Some(987_654));
@@ -91,4 +131,16 @@ fn a_sparse_clone_keeps_data_and_holes_and_grows() {
     assert!(!dir.path().join("v2.raw.partial").exists());
     assert_eq!(volume::gib_for(1), 1);
     assert_eq!(volume::gib_for(volume::GIB + 1), 2);
+    // A copy reports its progress, ending at 100 (a reflink reports none).
+    let mut seen = Vec::new();
+    let copy = dir.path().join("snap.raw");
+    let method = volume::clone_with_progress(&image, &copy, 0, &mut |p| seen.push(p)).unwrap();
+    if method == volume::CloneMethod::SparseCopy {
+        assert_eq!(seen.last(), Some(&100), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    }
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&image).unwrap()
+    );
 }

@@ -1,7 +1,8 @@
 //! The virtio-blk configuration space (struct virtio_blk_config, virtio 1.2
 //! section 5.2.4), serialised little-endian once at creation: every field we
-//! expose is fixed for the life of the device, so reads are a bounds-checked
-//! copy at any offset and width.
+//! expose but the capacity (which follows a resize of the backing file) is
+//! fixed for the life of the device, so reads are a bounds-checked copy at
+//! any offset and width.
 
 use super::{NUM_QUEUES, SEG_MAX};
 
@@ -70,6 +71,11 @@ impl ConfigSpace {
         ConfigSpace { bytes }
     }
 
+    /// A new capacity (the backing file was resized).
+    pub fn set_capacity(&mut self, capacity_sectors: u64) {
+        self.bytes[OFF_CAPACITY..OFF_CAPACITY + 8].copy_from_slice(&capacity_sectors.to_le_bytes());
+    }
+
     /// Copies `data.len()` bytes from `offset`; bytes past the end read as 0
     /// (a driver may read at any offset and width; the transport bounds the
     /// width, we bound the offset).
@@ -129,6 +135,17 @@ mod tests {
         assert_eq!(u32_at(48), MAX_WRITE_ZEROES_SECTORS);
         assert_eq!(u32_at(52), MAX_WRITE_ZEROES_SEG);
         assert_eq!(read(&cs, 56, 1), [1]);
+    }
+
+    #[test]
+    fn capacity_follows_a_resize() {
+        let mut cs = ConfigSpace::new(8);
+        cs.set_capacity(0x1_0000_0001);
+        assert_eq!(read(&cs, 0, 8), 0x1_0000_0001u64.to_le_bytes());
+        assert_eq!(
+            u32::from_le_bytes(read(&cs, 12, 4).try_into().unwrap()),
+            SEG_MAX
+        );
     }
 
     #[test]

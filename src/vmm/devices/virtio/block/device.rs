@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use thiserror::Error;
@@ -31,7 +31,6 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::ConfigSpace;
 use super::queue::{Disk, QueueError, QueueHandler};
-use super::request::DiskLimits;
 use super::volume::{Volume, VolumeError};
 use super::{BlockConfig, BlockMetrics, NUM_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::{
@@ -111,10 +110,8 @@ impl Block {
         let capacity = size >> SECTOR_SHIFT;
         let disk = Arc::new(Disk {
             file,
-            limits: DiskLimits {
-                capacity,
-                read_only: cfg.read_only,
-            },
+            capacity: AtomicU64::new(capacity),
+            read_only: cfg.read_only,
             id,
             zero_range_unsupported: AtomicBool::new(false),
         });
@@ -171,11 +168,29 @@ impl Block {
 
     /// Capacity in 512-byte sectors.
     pub fn capacity(&self) -> u64 {
-        self.disk.limits.capacity
+        self.disk.capacity.load(Ordering::Acquire)
     }
 
     pub fn read_only(&self) -> bool {
-        self.disk.limits.read_only
+        self.disk.read_only
+    }
+
+    /// Re-reads the backing file's size and exposes it as the capacity.
+    /// Returns the new capacity in sectors; the transport then tells the
+    /// driver (configuration change interrupt). Requests already checked
+    /// against the old size finish as the host file lets them.
+    pub fn resize(&mut self) -> Result<u64, BlockError> {
+        let size = (&self.disk.file)
+            .seek(SeekFrom::End(0))
+            .map_err(|source| BlockError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        let capacity = size >> SECTOR_SHIFT;
+        self.disk.capacity.store(capacity, Ordering::Release);
+        self.config.set_capacity(capacity);
+        self.volume.set_size_bytes(capacity << SECTOR_SHIFT);
+        Ok(capacity)
     }
 
     pub fn path(&self) -> &Path {
@@ -187,7 +202,8 @@ impl Block {
         self.metrics.clone()
     }
 
-    /// The volume: id, EBS-named metrics, live limits.
+    /// The volume: id, size, EBS-named metrics, live limits
+    /// (`Volume::set_limits`).
     pub fn volume(&self) -> &Arc<Volume> {
         &self.volume
     }

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Used by the VMM core once it wires disks up.
 #[allow(unused_imports)]
 pub use device::{Block, BlockError};
-pub use volume::{DiskInfo, Volume, VolumeMetrics};
+pub use volume::{Volume, VolumeError, VolumeMetrics};
 
 /// The unit of capacity and of the request `sector` field, whatever the
 /// block size (virtio 1.2, 5.2.6).

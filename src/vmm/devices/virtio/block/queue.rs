@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use io_uring::{opcode, types};
 use thiserror::Error;
@@ -36,13 +36,26 @@ const MAX_RETRIES: u8 = 8;
 /// The backing file and what every queue needs to know about it.
 pub struct Disk {
     pub file: File,
-    pub limits: DiskLimits,
+    /// In 512-byte sectors; changes when the backing file is resized
+    /// (PATCH /vm/disks/{id} with resize).
+    pub capacity: AtomicU64,
+    pub read_only: bool,
     /// GET_ID answer: the serial, NUL-padded.
     pub id: [u8; SERIAL_MAX_LEN],
     /// Set once the host filesystem refused FALLOC_FL_ZERO_RANGE (tmpfs,
     /// for one); write-zeroes then punches holes, which reads back as
     /// zeroes too.
     pub zero_range_unsupported: AtomicBool,
+}
+
+impl Disk {
+    /// What a request is checked against, as of now.
+    pub fn limits(&self) -> DiskLimits {
+        DiskLimits {
+            capacity: self.capacity.load(Ordering::Acquire),
+            read_only: self.read_only,
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -373,7 +386,7 @@ impl QueueHandler {
                 let slot = &mut aq.slots[usize::from(idx)];
                 slot.clear_progress();
                 slot.started = now;
-                match slot.req.parse(chain, &aq.mem, self.disk.limits) {
+                match slot.req.parse(chain, &aq.mem, self.disk.limits()) {
                     Ok(()) => {
                         let limits = throttle.as_deref_mut().and_then(Option::as_mut);
                         if let Some(wait) = gate::admit(limits, &slot.req, now) {

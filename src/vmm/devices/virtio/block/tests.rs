@@ -20,7 +20,7 @@ use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG};
-use super::{Block, BlockConfig, BlockError, SEG_MAX};
+use super::{Block, BlockConfig, BlockError, SEG_MAX, Volume};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_BLOCK,
     VirtioDevice, VirtioInterrupt,
@@ -377,6 +377,31 @@ fn capacity_ignores_partial_tail_and_zero_length_is_allowed() {
     let empty = TempImage::new(0);
     let b = Block::new(cfg(&empty)).unwrap();
     assert_eq!(b.capacity(), 0);
+}
+
+#[test]
+fn resize_rereads_the_file_size_into_the_volume_and_keeps_the_limits() {
+    let img = TempImage::new(4 * SECTOR);
+    let mut c = cfg(&img);
+    let limits = serde_json::from_str(r#"{"volume_type":"gp2","size_gib":1}"#).unwrap();
+    let volume = Volume::new("vol-resize", Some(limits)).unwrap();
+    c.volume = Some(volume.clone());
+    let mut b = Block::new(c).unwrap();
+    assert_eq!(volume.size_bytes(), 4 * SECTOR as u64);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img.0)
+        .unwrap()
+        .set_len(10 * SECTOR as u64 + 7)
+        .unwrap();
+    assert_eq!(b.capacity(), 4, "unchanged until asked");
+    assert_eq!(b.resize().unwrap(), 10);
+    assert_eq!(b.capacity(), 10);
+    assert_eq!(volume.size_bytes(), 10 * SECTOR as u64);
+    let mut cap = [0u8; 8];
+    b.read_config(0, &mut cap);
+    assert_eq!(u64::from_le_bytes(cap), 10);
+    assert_eq!(b.volume().limits(), Some(limits));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! `Volume`: the part of a disk that outlives one boot and that other
-//! threads see. The VMM creates one per disk for the life of the process
-//! and hands an `Arc` to the block device of each boot and to the control
-//! socket, which reads the counters and changes the limits while the guest
-//! runs.
+//! threads see. The VMM's disk table (`vmm::disks`) holds one per disk,
+//! boot-time or hot-plugged, from its attach to its detach, and hands an
+//! `Arc` to the block device of each boot; the control socket reads the
+//! counters and changes the limits through it while the guest runs.
 //!
 //! The device's event loop owns the request path; the only thing it shares
 //! with the control socket here is the throttle, behind a mutex that the
@@ -11,7 +11,6 @@
 //! the loop watches, so a queue held back by the old limits looks again
 //! at once.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -83,19 +82,8 @@ pub struct VolumeMetrics {
     pub throttled_bytes: u64,
 }
 
-/// What the control socket says about a disk besides its numbers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DiskInfo {
-    pub path: PathBuf,
-    pub read_only: bool,
-    pub serial: Option<String>,
-    /// Its PCI slot, where known.
-    pub slot: Option<u8>,
-}
-
 pub struct Volume {
     id: String,
-    info: DiskInfo,
     /// Set by the block device when it opens the image.
     size_bytes: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -121,21 +109,11 @@ impl Volume {
     /// A volume on the monotonic clock. Fails on invalid limits or when no
     /// eventfd can be had.
     pub fn new(id: impl Into<String>, limits: Option<Limits>) -> Result<Arc<Self>, VolumeError> {
-        Self::for_disk(id, DiskInfo::default(), limits)
-    }
-
-    /// A volume that also knows where it is (for the control socket).
-    pub fn for_disk(
-        id: impl Into<String>,
-        info: DiskInfo,
-        limits: Option<Limits>,
-    ) -> Result<Arc<Self>, VolumeError> {
-        Self::with_clock(id, info, limits, Arc::new(MonotonicClock::new()))
+        Self::with_clock(id, limits, Arc::new(MonotonicClock::new()))
     }
 
     pub fn with_clock(
         id: impl Into<String>,
-        info: DiskInfo,
         limits: Option<Limits>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, VolumeError> {
@@ -145,7 +123,6 @@ impl Volume {
         counters.set_idle_since(now);
         Ok(Arc::new(Volume {
             id: id.into(),
-            info,
             size_bytes: AtomicU64::new(0),
             clock,
             counters,
@@ -156,10 +133,6 @@ impl Volume {
 
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    pub fn info(&self) -> &DiskInfo {
-        &self.info
     }
 
     /// The disk's size as the guest sees it (0 before the device opened it).

@@ -6,7 +6,7 @@
 use super::*;
 use crate::vmm::devices::virtio::block::throttle::Limits;
 use crate::vmm::devices::virtio::block::throttle::model::VolumeType;
-use crate::vmm::devices::virtio::block::volume::{Clock, DiskInfo, Volume};
+use crate::vmm::devices::virtio::block::volume::{Clock, Volume};
 
 #[derive(Default)]
 struct FakeClock(AtomicU64);
@@ -38,7 +38,7 @@ fn standard() -> Limits {
 
 fn volume(limits: Option<Limits>, clock: &Arc<FakeClock>) -> Arc<Volume> {
     let clock: Arc<dyn Clock> = clock.clone();
-    Volume::with_clock("vol-test", DiskInfo::default(), limits, clock).unwrap()
+    Volume::with_clock("vol-test", limits, clock).unwrap()
 }
 
 fn limited_cfg(img: &TempImage, volume: &Arc<Volume>) -> BlockConfig {

@@ -4,7 +4,7 @@
 //!
 //! | type     | size          | IOPS                                   | throughput                                  |
 //! |----------|---------------|----------------------------------------|---------------------------------------------|
-//! | gp3      | 1 GiB-16 TiB  | 3,000 (default) to 16,000; <= 500/GiB  | 125 (default) to 1,000 MiB/s; <= 0.25/IOPS  |
+//! | gp3      | 1 GiB-64 TiB  | 3,000 (default) to 80,000; <= 500/GiB  | 125 (default) to 2,000 MiB/s; <= 0.25/IOPS  |
 //! | gp2      | 1 GiB-16 TiB  | 3/GiB, 100 to 16,000; burst to 3,000   | 128 MiB/s up to 170 GiB, else 250 MiB/s     |
 //! | io1      | 4 GiB-16 TiB  | 100 to 64,000; <= 50/GiB               | 256 KiB/IOPS up to 500 MiB/s; above 32,000  |
 //! |          |               |                                        | IOPS 16 KiB/IOPS (1,000 MiB/s at 64,000)    |
@@ -12,6 +12,9 @@
 //! | st1      | 125 GiB-16 TiB| 500 (1 MiB I/O)                        | 40 MiB/s/TiB base, 250/TiB burst, max 500   |
 //! | sc1      | 125 GiB-16 TiB| 250 (1 MiB I/O)                        | 12 MiB/s/TiB base, 80/TiB burst, max 250    |
 //! | standard | 1 GiB-1 TiB   | ~100 average, bursts to hundreds       | 40-90 MiB/s                                 |
+//!
+//! (gp3's size, IOPS and throughput ceilings are EC2's since 2025, as the
+//! control plane's CreateVolume/ModifyVolume rules take them.)
 //!
 //! Burst buckets: gp2 holds 5.4 million I/O credits (full at creation),
 //! earned at the baseline rate, spent one per I/O, while it bursts to 3,000
@@ -68,7 +71,8 @@ impl VolumeType {
     /// Allowed sizes in GiB.
     fn sizes(self) -> (u64, u64) {
         match self {
-            VolumeType::Gp2 | VolumeType::Gp3 => (1, 16 * 1024),
+            VolumeType::Gp2 => (1, 16 * 1024),
+            VolumeType::Gp3 => (1, 64 * 1024),
             VolumeType::Io1 => (4, 16 * 1024),
             VolumeType::Io2 => (4, 64 * 1024),
             VolumeType::St1 | VolumeType::Sc1 => (125, 16 * 1024),
@@ -129,7 +133,7 @@ pub enum LimitsError {
     },
     #[error("throughput_mibps cannot be set for a {0} volume (only gp3)")]
     ThroughputNotAllowed(VolumeType),
-    #[error("a gp3 volume takes 125 to 1000 throughput_mibps, got {0}")]
+    #[error("a gp3 volume takes 125 to 2000 throughput_mibps, got {0}")]
     ThroughputRange(u64),
     #[error(
         "a gp3 volume with {iops} iops takes at most {max} throughput_mibps (0.25 MiB/s per IOPS), got {throughput}"
@@ -190,7 +194,7 @@ impl Limits {
             });
         }
         let iops_rule: Option<(u64, u64, u64)> = match t {
-            VolumeType::Gp3 => Some((3_000, 16_000, 500)),
+            VolumeType::Gp3 => Some((3_000, 80_000, 500)),
             VolumeType::Io1 => Some((100, 64_000, 50)),
             VolumeType::Io2 => Some((100, 256_000, 1_000)),
             _ => None,
@@ -224,7 +228,7 @@ impl Limits {
         }
         match (t, self.throughput_mibps) {
             (VolumeType::Gp3, Some(mibps)) => {
-                if !(125..=1_000).contains(&mibps) {
+                if !(125..=2_000).contains(&mibps) {
                     return Err(LimitsError::ThroughputRange(mibps));
                 }
                 let iops = self.iops.unwrap_or(3_000);

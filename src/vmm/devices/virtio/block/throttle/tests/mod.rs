@@ -64,7 +64,7 @@ fn assert_near(got: f64, want: f64, tolerance: f64) {
 fn sizes_follow_each_type() {
     let cases = [
         (VolumeType::Gp2, 1, 16_384),
-        (VolumeType::Gp3, 1, 16_384),
+        (VolumeType::Gp3, 1, 65_536),
         (VolumeType::Io1, 4, 16_384),
         (VolumeType::Io2, 4, 65_536),
         (VolumeType::St1, 125, 16_384),
@@ -96,18 +96,20 @@ fn gp3_iops_and_throughput_ranges() {
     assert!(ok(None, None).is_ok());
     assert!(ok(Some(3_000), Some(125)).is_ok());
     assert!(ok(Some(16_000), Some(1_000)).is_ok());
+    let big = |iops, mibps| limits(VolumeType::Gp3, 200, iops, mibps).validate();
+    assert!(big(Some(80_000), Some(2_000)).is_ok());
     assert!(matches!(
         ok(Some(2_999), None),
         Err(LimitsError::IopsRange { min: 3_000, .. })
     ));
     assert!(matches!(
-        ok(Some(16_001), None),
-        Err(LimitsError::IopsRange { max: 16_000, .. })
+        big(Some(80_001), None),
+        Err(LimitsError::IopsRange { max: 80_000, .. })
     ));
     assert_eq!(ok(None, Some(124)), Err(LimitsError::ThroughputRange(124)));
     assert_eq!(
-        ok(None, Some(1_001)),
-        Err(LimitsError::ThroughputRange(1_001))
+        big(Some(80_000), Some(2_001)),
+        Err(LimitsError::ThroughputRange(2_001))
     );
     // 0.25 MiB/s per IOPS: 3,000 IOPS allow 750 MiB/s.
     assert!(ok(None, Some(750)).is_ok());
@@ -198,11 +200,11 @@ fn limits_json_and_errors_read_well() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown field `burst`"), "{e}");
-    let msg = limits(VolumeType::Gp3, 100, Some(20_000), None)
+    let msg = limits(VolumeType::Gp3, 200, Some(90_000), None)
         .validate()
         .unwrap_err()
         .to_string();
-    assert_eq!(msg, "a gp3 volume takes 3000 to 16000 iops, got 20000");
+    assert_eq!(msg, "a gp3 volume takes 3000 to 80000 iops, got 90000");
 }
 
 // ------------------------------------------------------------ the model

@@ -1,12 +1,14 @@
-//! DescribeVolumes: root volumes (and, later, volumes of CreateVolume),
-//! with their attachment.
+//! DescribeVolumes: root volumes and volumes of CreateVolume, with their
+//! attachment (in its own state: attaching, attached, detaching).
 
 use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
-use super::{render, supervisor};
+use super::{id_list, render, supervisor};
+use crate::control::ec2::clock;
 use crate::control::ec2::error::Ec2Error;
-use crate::control::ec2::ids::{self, ResourceKind};
+use crate::control::ec2::ids::ResourceKind;
+use crate::control::store::volumes::{AttachmentState, VolumeRecord};
 
 const VOLUME_FILTERS: &[&str] = &[
     "volume-id",
@@ -18,6 +20,11 @@ const VOLUME_FILTERS: &[&str] = &[
     "attachment.device",
     "attachment.status",
     "attachment.delete-on-termination",
+    "snapshot-id",
+    "create-time",
+    "attachment.attach-time",
+    "encrypted",
+    "multi-attach-enabled",
     "tag-key",
     "tag:",
 ];
@@ -40,12 +47,7 @@ pub fn register(r: &mut Registry) {
 fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let sup = supervisor(call)?;
     let cfg = sup.config();
-    let mut wanted = Vec::new();
-    for id in call.req.string_list("VolumeId")? {
-        ids::validate(ResourceKind::Volume, id)
-            .map_err(|_| Ec2Error::malformed_id(ResourceKind::Volume, id))?;
-        wanted.push(id.to_string());
-    }
+    let wanted = id_list(call, "VolumeId", ResourceKind::Volume)?;
     let filters = Filters::parse(call.req, VOLUME_FILTERS)?;
     let page = PageRequest::parse(call.req, call.action(), 5..=500)?;
     if !wanted.is_empty() && page.max_results.is_some() {
@@ -72,34 +74,16 @@ fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let matching: Vec<_> = volumes
         .into_iter()
         .filter(|v| {
-            let attached = v.instance_id.is_some();
             filters.matches("volume-id", &v.id)
                 && filters.matches("status", v.state.as_str())
                 && filters.matches("size", &v.size_gib.to_string())
                 && filters.matches("volume-type", &v.volume_type)
                 && filters.matches("availability-zone", &cfg.availability_zone)
-                && (filters.values("attachment.instance-id").is_empty()
-                    || filters.matches(
-                        "attachment.instance-id",
-                        v.instance_id.as_deref().unwrap_or(""),
-                    ) && attached)
-                && (filters.values("attachment.device").is_empty()
-                    || filters.matches("attachment.device", v.device.as_deref().unwrap_or(""))
-                        && attached)
-                && (filters.values("attachment.status").is_empty()
-                    || attached && filters.matches("attachment.status", "attached"))
-                && (filters
-                    .values("attachment.delete-on-termination")
-                    .is_empty()
-                    || attached
-                        && filters.matches(
-                            "attachment.delete-on-termination",
-                            if v.delete_on_termination {
-                                "true"
-                            } else {
-                                "false"
-                            },
-                        ))
+                && filters.matches("snapshot-id", v.snapshot_id.as_deref().unwrap_or(""))
+                && filters.matches("create-time", &clock::iso8601_millis(v.created_ms))
+                && filters.matches("encrypted", "false")
+                && filters.matches("multi-attach-enabled", "false")
+                && attachment_matches(&filters, v)
                 && filters.matches_tags(tags.get(&v.id).unwrap_or(&no_tags))
         })
         .collect();
@@ -110,4 +94,36 @@ fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         });
         x.opt_text("nextToken", next.as_deref());
     })
+}
+
+/// The `attachment.*` filters: a volume without an attachment matches
+/// none of them.
+fn attachment_matches(filters: &Filters, v: &VolumeRecord) -> bool {
+    let names = [
+        "attachment.attach-time",
+        "attachment.instance-id",
+        "attachment.device",
+        "attachment.status",
+        "attachment.delete-on-termination",
+    ];
+    if names.iter().all(|n| filters.values(n).is_empty()) {
+        return true;
+    }
+    let Some(instance_id) = v.instance_id.as_deref() else {
+        return false;
+    };
+    let status = v
+        .attachment_state
+        .map_or("attached", AttachmentState::as_str);
+    let dot = if v.delete_on_termination {
+        "true"
+    } else {
+        "false"
+    };
+    let attach_time = clock::iso8601_millis(v.attach_time_ms.unwrap_or(v.created_ms));
+    filters.matches("attachment.instance-id", instance_id)
+        && filters.matches("attachment.attach-time", &attach_time)
+        && filters.matches("attachment.device", v.device.as_deref().unwrap_or(""))
+        && filters.matches("attachment.status", status)
+        && filters.matches("attachment.delete-on-termination", dot)
 }

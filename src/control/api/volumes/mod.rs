@@ -1,0 +1,96 @@
+//! The EBS actions: CreateVolume, DescribeVolumes, AttachVolume,
+//! DetachVolume, DeleteVolume, ModifyVolume, DescribeVolumesModifications,
+//! CreateSnapshot, DescribeSnapshots, DeleteSnapshot; and the daemon's
+//! `GET /metrics` (metrics.rs).
+//!
+//! Volume states are EC2's (creating → available ⇄ in-use → deleting →
+//! deleted), and so are attachment states (attaching → attached →
+//! detaching → detached): file work (creating a volume, copying a
+//! snapshot, deleting) runs on a thread after the request's transaction
+//! commits (supervisor/volume_jobs.rs), hot-plug goes through the VM's
+//! control socket (supervisor/disks.rs), so boto3's volume_available,
+//! volume_in_use, volume_deleted and snapshot_completed waiters see the
+//! states move.
+
+mod attach;
+mod create;
+mod describe;
+mod detach;
+pub mod metrics;
+mod modify;
+pub mod render;
+pub mod rules;
+mod snapshots;
+
+use std::sync::Arc;
+
+use super::{Call, Registry};
+use crate::control::ec2::error::Ec2Error;
+use crate::control::ec2::ids::{self, ResourceKind};
+use crate::control::ec2::sha256;
+use crate::control::supervisor::Supervisor;
+
+pub fn register(r: &mut Registry) {
+    create::register(r);
+    describe::register(r);
+    attach::register(r);
+    detach::register(r);
+    modify::register(r);
+    snapshots::register(r);
+}
+
+fn supervisor(call: &Call<'_>) -> Result<Arc<Supervisor>, Ec2Error> {
+    call.ctx
+        .supervisor::<Supervisor>()
+        .ok_or_else(|| Ec2Error::internal_error("the volume supervisor is not running"))
+}
+
+/// One required, well-formed id of `kind` named `name`.
+fn one_id(call: &Call<'_>, name: &str, kind: ResourceKind) -> Result<String, Ec2Error> {
+    let id = call.req.required_string(name)?;
+    ids::validate(kind, id).map_err(|_| Ec2Error::malformed_id(kind, id))?;
+    Ok(id.to_string())
+}
+
+/// `Name.N`, each a well-formed id of `kind`, without repeats.
+fn id_list(call: &Call<'_>, name: &str, kind: ResourceKind) -> Result<Vec<String>, Ec2Error> {
+    let mut out: Vec<String> = Vec::new();
+    for id in call.req.string_list(name)? {
+        ids::validate(kind, id).map_err(|_| Ec2Error::malformed_id(kind, id))?;
+        if !out.iter().any(|seen| seen == id) {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// An optional ClientToken: at most 64 printable ASCII characters.
+fn client_token<'a>(call: &Call<'a>) -> Result<Option<&'a str>, Ec2Error> {
+    let token = call.req.string("ClientToken").filter(|t| !t.is_empty());
+    if let Some(t) = token
+        && (t.len() > 64 || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(Ec2Error::invalid_parameter_value(
+            "ClientToken",
+            t,
+            "At most 64 printable ASCII characters.",
+        ));
+    }
+    Ok(token)
+}
+
+/// A digest of the request's parameters but the token and DryRun: the
+/// same token with other parameters is IdempotentParameterMismatch.
+fn request_hash(call: &Call<'_>) -> String {
+    let mut text = String::new();
+    for name in call.req.param_names() {
+        if name == "ClientToken" || name == "DryRun" {
+            continue;
+        }
+        text.push_str(name);
+        text.push('=');
+        text.push_str(call.req.string(name).unwrap_or(""));
+        text.push('\n');
+    }
+    sha256::hex(&sha256::sha256(text.as_bytes()))
+}
