@@ -8,7 +8,9 @@
 //!   (run / describe / get-console-output / terminate / wait);
 //! - inside the emulated host, with curl (it has no Python): RegisterImage
 //!   of the debian-12 AMI, ImportKeyPair, RunInstances with user data, the
-//!   console and GetConsoleOutput, SSH with the key, data across
+//!   console and GetConsoleOutput, SSH with the key, an EBS volume
+//!   hot-attached (mkfs, mount, write), detached, snapshotted, and a volume
+//!   from the snapshot attached with the same data, data across
 //!   stop/start, SIGKILL of flint serve and re-adoption, stop after
 //!   restart, terminate deleting the root volume and the TAP.
 
@@ -131,6 +133,16 @@ fn serve_runs_instances_for_real_clients() {
         "user-data-console",
         "get-console-output",
         "ssh-with-key",
+        "volume-created",
+        "volume-attached",
+        "volume-hot-attached-written",
+        "volume-detached",
+        "volume-gone-in-guest",
+        "snapshot-completed",
+        "volume-from-snapshot",
+        "snapshot-data-in-guest",
+        "volume-force-detached",
+        "volume-deleted",
         "stop",
         "stopped",
         "volume-kept",
