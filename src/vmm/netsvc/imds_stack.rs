@@ -174,6 +174,11 @@ impl ImdsStack {
             IDLE_TIMEOUT.as_millis() as u64
         )));
         socket.set_hop_limit(None);
+        // No delayed ACKs (smoltcp's default waits 10 ms): a guest that
+        // writes a request in pieces holds the rest back (Nagle) until the
+        // first piece is acknowledged, so each piece would cost 10 ms. An
+        // ACK on this link is one frame the VMM hands over in memory.
+        socket.set_ack_delay(None);
         // Fails only for port 0 or a socket that is not closed.
         let _ = socket.listen(IMDS_PORT);
     }

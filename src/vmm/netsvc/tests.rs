@@ -279,6 +279,80 @@ fn many_sequential_connections_are_all_served() {
     }
 }
 
+/// Every frame either way, at one instant: nothing the link does may wait
+/// for a timer (a delayed ACK, a retransmission) before the guest has its
+/// answer and both ends have closed.
+const AT: Duration = Duration::from_secs(1);
+
+fn state(guest: &Guest, h: smoltcp::iface::SocketHandle) -> tcp::State {
+    guest.sockets.get::<tcp::Socket>(h).state()
+}
+
+fn recv_all(guest: &mut Guest, h: smoltcp::iface::SocketHandle) -> String {
+    let mut out = Vec::new();
+    let s = guest.sockets.get_mut::<tcp::Socket>(h);
+    while s.can_recv() {
+        let mut buf = [0u8; 4096];
+        let n = s.recv_slice(&mut buf).unwrap();
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_new_connection_per_request_never_waits_on_a_timer() {
+    // What busybox wget does, 200 times in the benchmark: connect, one
+    // HTTP/1.1 request with Connection: close, read to EOF, close.
+    let mut link = link_with(metadata(), false);
+    let mut guest = Guest::new();
+    for i in 0..(2 * MAX_CONNECTIONS as u16) {
+        let h = guest.connect(43000 + i);
+        guest.pump(&mut link, AT);
+        assert_eq!(state(&guest, h), tcp::State::Established, "connection {i}");
+        guest
+            .sockets
+            .get_mut::<tcp::Socket>(h)
+            .send_slice(
+                b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n\
+                  User-Agent: Wget\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        guest.pump(&mut link, AT);
+        let resp = recv_all(&mut guest, h);
+        assert!(resp.starts_with("HTTP/1.1 200"), "connection {i}: {resp}");
+        assert_eq!(body(&resp), "i-0abc1234def567890", "connection {i}");
+        // The service's FIN came with the answer.
+        assert_eq!(state(&guest, h), tcp::State::CloseWait, "connection {i}");
+        guest.sockets.get_mut::<tcp::Socket>(h).close();
+        guest.pump(&mut link, AT);
+        // Our FIN was acknowledged at once (not left to a retransmission
+        // that meets a listening socket and a reset).
+        assert_eq!(state(&guest, h), tcp::State::Closed, "connection {i}");
+        assert_eq!(link.imds_busy_connections(), 0, "connection {i}");
+        guest.sockets.remove(h);
+    }
+}
+
+#[test]
+fn a_request_in_two_segments_is_answered_without_a_delayed_ack() {
+    // A client that writes its request in two pieces with Nagle on (the
+    // guest's smoltcp here, Linux alike) holds the second until the first
+    // is acknowledged: a delayed ACK on our side would stall it.
+    let mut link = link_with(metadata(), false);
+    let mut guest = Guest::new();
+    let h = guest.connect(44000);
+    guest.pump(&mut link, AT);
+    let s = guest.sockets.get_mut::<tcp::Socket>(h);
+    s.send_slice(b"GET /latest/meta-data/instance-id HTTP/1.1\r\n")
+        .unwrap();
+    guest.pump(&mut link, AT);
+    let s = guest.sockets.get_mut::<tcp::Socket>(h);
+    s.send_slice(b"Host: 169.254.169.254\r\n\r\n").unwrap();
+    guest.pump(&mut link, AT);
+    let resp = recv_all(&mut guest, h);
+    assert_eq!(body(&resp), "i-0abc1234def567890", "{resp}");
+}
+
 #[test]
 fn http_tokens_required_refuses_v1() {
     let mut m = metadata();
