@@ -12,13 +12,14 @@ cargo build --release --quiet
 tools=$(images/build guest-tools)/tools.ext4
 # Nothing else in emulated hosts meanwhile (benches/lock.sh).
 source benches/lock.sh
+source benches/report.sh
 log=target/bench-blk-ebs.log
 { echo "RUNTIME=${1:-10}"; cat tests/scenarios/bench-blk-ebs.sh; } >target/bench-blk-ebs-scenario.sh
 rc=0
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log" \
     --disk "guesttools=$tools" --guest-script tests/scenarios/bench-blk-guest.sh \
     target/bench-blk-ebs-scenario.sh >"$log.runner" 2>&1 || rc=$?
-grep -a '^FLINT-METRIC' "$log" | tr -d '\r' | sed 's/^FLINT-METRIC //' | column -t || true
+bench_metrics
 value() { grep -a "name=$1 " "$log" | tr -d '\r' | sed 's/.*value=\([0-9.]*\).*/\1/' | tail -n 1 || true; }
 # gp3's limits in the jobs' units: 3,000 IOPS; 125 MiB/s = 128,000 KiB/s.
 for job in randread-4k-qd1 randread-4k-qd32 read-128k-qd8; do
@@ -31,9 +32,4 @@ for job in randread-4k-qd1 randread-4k-qd32 read-128k-qd8; do
             BEGIN { printf "%-22s gp3/unthrottled %s  gp3/gp3-limit %s\n", j, r(g, f), r(g, l) }'
     done
 done
-if ((rc)); then
-    { grep -a 'FLINT-RESULT.*status=fail' "$log" | tr -d '\r' | sed 's/^/failed: /' || true; } >&2
-    grep -a '^run: FAIL' "$log.runner" >&2 2>/dev/null || true
-    echo "benchmark run failed (rc=$rc); log: $log" >&2
-    exit 1
-fi
+bench_finish

@@ -10,13 +10,14 @@ cargo build --release --quiet
 tools=$(images/build guest-tools)/tools.ext4
 # Nothing else in emulated hosts meanwhile (benches/lock.sh).
 source benches/lock.sh
+source benches/report.sh
 log=target/bench-blk.log
 { echo "RUNTIME=${1:-10}"; cat tests/scenarios/bench-blk.sh; } >target/bench-blk-scenario.sh
 rc=0
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log" \
     --disk "guesttools=$tools" --guest-script tests/scenarios/bench-blk-guest.sh \
     target/bench-blk-scenario.sh >"$log.runner" 2>&1 || rc=$?
-grep -a '^FLINT-METRIC' "$log" | tr -d '\r' | sed 's/^FLINT-METRIC //' | column -t || true
+bench_metrics
 value() { grep -a "name=$1 " "$log" | sed 's/.*value=\([0-9]*\).*/\1/' || true; }
 for job in randread-4k-qd1 randread-4k-qd32 read-128k-qd8; do
     for unit in iops bw; do
@@ -27,10 +28,4 @@ for job in randread-4k-qd1 randread-4k-qd32 read-128k-qd8; do
             BEGIN { printf "%-22s flint/host %s  qemu/host %s  flint/qemu %s  flint/qemu-wb %s\n", j, r(f, h), r(q, h), r(f, q), r(f, w) }'
     done
 done
-# A failed run still prints what it measured, then says so.
-if ((rc)); then
-    { grep -a 'FLINT-RESULT.*status=fail' "$log" | tr -d '\r' | sed 's/^/failed: /' || true; } >&2
-    grep -a '^run: FAIL' "$log.runner" >&2 2>/dev/null || true
-    echo "benchmark run failed (rc=$rc); log: $log" >&2
-    exit 1
-fi
+bench_finish

@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release --quiet
 # Nothing else in emulated hosts meanwhile (benches/lock.sh).
 source benches/lock.sh
+source benches/report.sh
 log=target/bench-boot.log
 cat >target/bench-boot-scenario.sh <<SCEN
 ROUNDS=${1:-3}
@@ -15,7 +16,7 @@ SCEN
 rc=0
 FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log" \
     target/bench-boot-scenario.sh >"$log.runner" 2>&1 || rc=$?
-grep -a '^FLINT-METRIC' "$log" | tr -d '\r' | sed 's/^FLINT-METRIC //' | column -t || true
+bench_metrics
 value() { grep -a "name=$1 " "$log" | sed 's/.*value=\([0-9]*\).*/\1/' || true; }
 flint=$(value flint-boot-to-ready-median)
 for q in qemu-microvm qemu-q35; do
@@ -23,10 +24,4 @@ for q in qemu-microvm qemu-q35; do
     [[ -n $flint && -n $other ]] && awk -v f="$flint" -v o="$other" -v q="$q" \
         'BEGIN { printf "boot-to-ready: flint / %s = %.2f\n", q, f / o }'
 done
-# A failed run still prints what it measured, then says so.
-if ((rc)); then
-    { grep -a 'FLINT-RESULT.*status=fail' "$log" | tr -d '\r' | sed 's/^/failed: /' || true; } >&2
-    grep -a '^run: FAIL' "$log.runner" >&2 2>/dev/null || true
-    echo "benchmark run failed (rc=$rc); log: $log" >&2
-    exit 1
-fi
+bench_finish

@@ -26,6 +26,11 @@ import urllib.parse
 import boto3
 from botocore.config import Config
 
+# The tests' harness (it needs FLINT_BIN and FLINT_STANDIN too): one
+# free_port for both.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "serve_instances"))
+from harness import free_port  # noqa: E402
+
 FLINT = os.environ["FLINT_BIN"]
 STANDIN = os.environ["FLINT_STANDIN"]
 AMI = os.environ["FLINT_BENCH_AMI"]
@@ -33,14 +38,6 @@ AMI = os.environ["FLINT_BENCH_AMI"]
 
 def metric(name, value, unit):
     print(f"{name:<44} {value:>12.2f} {unit}", flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

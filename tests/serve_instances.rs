@@ -13,37 +13,13 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 fn scenario(name: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("flint-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(support::venv_python())
-        .arg(root.join("tests/serve_instances/scenarios.py"))
-        .arg(name)
-        .arg(&dir)
-        .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"))
-        .env("FLINT_STANDIN", root.join("tests/support/standin_vmm.py"))
-        .output()
-        .expect("run the scenario");
-    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        panic!(
-            "scenario {name} failed ({})\n--- output\n{stdout}\n--- errors\n{stderr}\n--- flint serve\n{log}",
-            out.status
-        );
-    }
-    assert!(
-        stdout.contains(&format!("scenario {name}: passed")),
-        "{stdout}"
+    support::python_scenario(
+        &support::venv_python(),
+        "tests/serve_instances/scenarios.py",
+        "flint-serve",
+        name,
     );
-    assert!(!log.contains("panicked"), "flint serve panicked:\n{log}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -14,53 +14,15 @@
 //! (/var/cache/flint/venv or $FLINT_VENV). Without it the test fails
 //! rather than skipping.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn python() -> PathBuf {
-    let venv = std::env::var_os("FLINT_VENV")
-        .map_or_else(|| PathBuf::from("/var/cache/flint/venv"), PathBuf::from);
-    let python = venv.join("bin/python3");
-    let ok = Command::new(&python)
-        .args(["-c", "import boto3"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} cannot import boto3: run scripts/install-deps",
-        python.display()
-    );
-    python
-}
+mod support;
 
 fn scenario(name: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("flint-vol-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(python())
-        .arg(root.join("tests/serve_volumes/scenarios.py"))
-        .arg(name)
-        .arg(&dir)
-        .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"))
-        .env("FLINT_STANDIN", root.join("tests/support/standin_vmm.py"))
-        .output()
-        .expect("run the scenario");
-    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        panic!(
-            "scenario {name} failed ({})\n--- output\n{stdout}\n--- errors\n{stderr}\n--- flint serve\n{log}",
-            out.status
-        );
-    }
-    assert!(
-        stdout.contains(&format!("scenario {name}: passed")),
-        "{stdout}"
+    support::python_scenario(
+        &support::venv_importing(&["boto3"]).join("bin/python3"),
+        "tests/serve_volumes/scenarios.py",
+        "flint-vol",
+        name,
     );
-    assert!(!log.contains("panicked"), "flint serve panicked:\n{log}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -150,3 +150,26 @@ def error_code(fn, *args, **kwargs):
 def waiter(client, name):
     w = client.get_waiter(name)
     return lambda ids: w.wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 40})
+
+
+def run_scenario(scenarios, env=None):
+    """The scenario scripts' main: runs scenarios[argv[1]] against a daemon
+    on the data dir argv[2] (started with `env` added), prints
+    "scenario NAME: passed", then leaves no VM behind: terminates what is
+    left and stops the daemon."""
+    name, data_dir = sys.argv[1], sys.argv[2]
+    daemon = Daemon(data_dir, env=env).start()
+    try:
+        scenarios[name](daemon)
+        print(f"scenario {name}: passed", flush=True)
+    finally:
+        try:
+            ec2 = daemon.client()
+            ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                   if i["State"]["Name"] != "terminated"]
+            if ids:
+                ec2.terminate_instances(InstanceIds=ids)
+                waiter(ec2, "instance_terminated")(ids)
+        except Exception as e:  # noqa: BLE001 - best effort clean-up
+            print(f"clean-up: {e}", flush=True)
+        daemon.stop()

@@ -7,7 +7,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Daemon, add_key_pair, check, error_code, register_image,  # noqa: E402
+from harness import (add_key_pair, check, error_code, register_image, run_scenario,  # noqa: E402
                      vm_socket, waiter)
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZsaW50LXRlc3Qta2V5LWZvci10aGUtc3RhbmRpbiEh flint-test"
@@ -300,20 +300,4 @@ def restart(d):
 SCENARIOS = {f.__name__: f for f in (lifecycle, requests, concurrency, guest_events, restart)}
 
 if __name__ == "__main__":
-    name, data_dir = sys.argv[1], sys.argv[2]
-    daemon = Daemon(data_dir).start()
-    try:
-        SCENARIOS[name](daemon)
-        print(f"scenario {name}: passed", flush=True)
-    finally:
-        # Leave no VM behind: terminate what is left, then stop the daemon.
-        try:
-            ec2 = daemon.client()
-            ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-                   if i["State"]["Name"] != "terminated"]
-            if ids:
-                ec2.terminate_instances(InstanceIds=ids)
-                waiter(ec2, "instance_terminated")(ids)
-        except Exception as e:  # noqa: BLE001 - best effort clean-up
-            print(f"clean-up: {e}", flush=True)
-        daemon.stop()
+    run_scenario(SCENARIOS)

@@ -10,7 +10,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (AZ, mapping, metrics, one_volume, running_instance,  # noqa: E402
                     standin_disk, until, volume_waiter)
-from harness import FLINT, Daemon, check, error_code, vm_socket, waiter  # noqa: E402
+from harness import FLINT, check, error_code, run_scenario, vm_socket, waiter  # noqa: E402
 from requests_checks import requests, snapshots  # noqa: E402
 
 
@@ -224,20 +224,5 @@ def restart(d):
 SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart, cli_verbs)}
 
 if __name__ == "__main__":
-    name, data_dir = sys.argv[1], sys.argv[2]
-    daemon = Daemon(data_dir, env={"FLINT_STANDIN_EJECT_MS": "300",
-                                   "FLINT_STANDIN_HOTPLUG_SLOTS": "3"}).start()
-    try:
-        SCENARIOS[name](daemon)
-        print(f"scenario {name}: passed", flush=True)
-    finally:
-        try:
-            ec2 = daemon.client()
-            ids = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-                   if i["State"]["Name"] != "terminated"]
-            if ids:
-                ec2.terminate_instances(InstanceIds=ids)
-                waiter(ec2, "instance_terminated")(ids)
-        except Exception as e:  # noqa: BLE001 - best effort clean-up
-            print(f"clean-up: {e}", flush=True)
-        daemon.stop()
+    run_scenario(SCENARIOS, env={"FLINT_STANDIN_EJECT_MS": "300",
+                                 "FLINT_STANDIN_HOTPLUG_SLOTS": "3"})

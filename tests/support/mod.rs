@@ -313,15 +313,26 @@ pub fn image_dir(recipe: &str) -> PathBuf {
 /// $FLINT_VENV), with boto3, botocore and the aws CLI from PyPI. Tests
 /// fail, rather than skip, without it.
 pub fn venv() -> PathBuf {
+    venv_importing(&["boto3", "botocore", "awscli"])
+}
+
+/// The venv (as `venv`), checked only for the Python `modules` a test
+/// needs.
+pub fn venv_importing(modules: &[&str]) -> PathBuf {
     let venv = std::env::var_os("FLINT_VENV")
         .map_or_else(|| PathBuf::from("/var/cache/flint/venv"), PathBuf::from);
     let ok = Command::new(venv.join("bin/python3"))
-        .args(["-c", "import boto3, botocore, awscli"])
+        .args(["-c", &format!("import {}", modules.join(", "))])
         .output()
         .is_ok_and(|o| o.status.success());
+    let names = match modules.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
     assert!(
         ok,
-        "{}/bin/python3 cannot import boto3, botocore and awscli: run scripts/install-deps (or set FLINT_VENV)",
+        "{}/bin/python3 cannot import {names}: run scripts/install-deps (or set FLINT_VENV)",
         venv.display()
     );
     venv
@@ -330,4 +341,40 @@ pub fn venv() -> PathBuf {
 /// The venv's Python.
 pub fn venv_python() -> PathBuf {
     venv().join("bin/python3")
+}
+
+/// Runs scenario `name` of the Python `script` (a path below the repository)
+/// with `python`, against this build's `flint` and the stand-in VMM, on a
+/// fresh data dir in the temp dir named `{dir_prefix}-{name}-{pid}`
+/// (removed after a pass, kept after a failure). Panics with the
+/// scenario's output and the daemon's log (serve.log) unless it exits 0,
+/// prints `scenario {name}: passed` and the daemon did not panic.
+pub fn python_scenario(python: &Path, script: &str, dir_prefix: &str, name: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("{dir_prefix}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(python)
+        .arg(root.join(script))
+        .arg(name)
+        .arg(&dir)
+        .env("FLINT_BIN", env!("CARGO_BIN_EXE_flint"))
+        .env("FLINT_STANDIN", root.join("tests/support/standin_vmm.py"))
+        .output()
+        .expect("run the scenario");
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        panic!(
+            "scenario {name} failed ({})\n--- output\n{stdout}\n--- errors\n{stderr}\n--- flint serve\n{log}",
+            out.status
+        );
+    }
+    assert!(
+        stdout.contains(&format!("scenario {name}: passed")),
+        "{stdout}"
+    );
+    assert!(!log.contains("panicked"), "flint serve panicked:\n{log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -303,6 +303,22 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// A digest of the request's parameters but the token and DryRun: the
+    /// same token with other parameters is IdempotentParameterMismatch.
+    pub fn request_hash(&self) -> String {
+        let mut text = String::new();
+        for name in self.req.param_names() {
+            if name == "ClientToken" || name == "DryRun" {
+                continue;
+            }
+            text.push_str(name);
+            text.push('=');
+            text.push_str(self.req.string(name).unwrap_or(""));
+            text.push('\n');
+        }
+        super::ec2::sha256::hex(&super::ec2::sha256::sha256(text.as_bytes()))
+    }
+
     /// The success reply for this action.
     pub fn reply(&self, body: impl FnOnce(&mut XmlWriter)) -> Result<Vec<u8>, Ec2Error> {
         ec2_response(self.req.action(), self.request_id, body).map_err(render_error)

@@ -231,13 +231,7 @@ impl Tx<'_> {
         let mut c = Conditions::default();
         c.any_equal("id", ids);
         c.any_equal("instance_id", instance_ids);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM volumes{} ORDER BY created_ms, id",
-            c.where_sql()
-        );
-        let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map(rusqlite::params_from_iter(c.params()), from_row)?;
-        rows.collect::<Result<_, _>>().map_err(read_error("volume"))
+        self.select_volumes(&c)
     }
 
     /// Volumes in one of `states` (for the daemon's restart recovery).
@@ -248,6 +242,11 @@ impl Tx<'_> {
         let names: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
         let mut c = Conditions::default();
         c.any_equal("state", &names);
+        self.select_volumes(&c)
+    }
+
+    /// The volumes matching `c`, oldest first.
+    fn select_volumes(&self, c: &Conditions) -> Result<Vec<VolumeRecord>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM volumes{} ORDER BY created_ms, id",
             c.where_sql()

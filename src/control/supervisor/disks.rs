@@ -112,15 +112,20 @@ impl Supervisor {
         instance_id: &str,
         volume_id: &str,
     ) -> Result<Option<Value>, SupervisorError> {
+        self.get_json(instance_id, &format!("/vm/disks/{volume_id}"))
+    }
+
+    /// `GET {path}` on the VM's control socket: the JSON document, or None
+    /// on 404.
+    fn get_json(&self, instance_id: &str, path: &str) -> Result<Option<Value>, SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let path = format!("/vm/disks/{volume_id}");
-        let (status, body) = vmm_client::request(&socket, "GET", &path, None)?;
+        let (status, body) = vmm_client::request(&socket, "GET", path, None)?;
         match status {
             200 => serde_json::from_str(&body)
                 .map(Some)
                 .map_err(|e| SupervisorError::Control(format!("GET {path}: {e}"))),
             404 => Ok(None),
-            _ => Err(control("GET", &path, status, &body)),
+            _ => Err(control("GET", path, status, &body)),
         }
     }
 
@@ -224,16 +229,7 @@ impl Supervisor {
         instance_id: &str,
         volume_id: &str,
     ) -> Result<Option<Value>, SupervisorError> {
-        let socket = self.layout().socket(instance_id);
-        let path = format!("/vm/disks/{volume_id}/metrics");
-        let (status, body) = vmm_client::request(&socket, "GET", &path, None)?;
-        match status {
-            200 => serde_json::from_str(&body)
-                .map(Some)
-                .map_err(|e| SupervisorError::Control(format!("GET {path}: {e}"))),
-            404 => Ok(None),
-            _ => Err(control("GET", &path, status, &body)),
-        }
+        self.get_json(instance_id, &format!("/vm/disks/{volume_id}/metrics"))
     }
 
     /// Pushes the instance's block-device mapping (from its attachments)

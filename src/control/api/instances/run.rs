@@ -11,7 +11,6 @@ use crate::control::api::volumes::rules as volume_rules;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::ec2::request::Scope;
-use crate::control::ec2::sha256;
 use crate::control::store::StoreError;
 use crate::control::store::images::ImageState;
 use crate::control::store::instances::{InstanceRecord, ShutdownBehavior};
@@ -142,7 +141,7 @@ fn run_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         ));
     }
     launch.client_token = token.map(str::to_string);
-    launch.request_hash = Some(request_hash(call));
+    launch.request_hash = Some(call.request_hash());
 
     let mut store = call.ctx.store()?;
     let reservation_id = ids::new_id(ResourceKind::Reservation);
@@ -369,20 +368,4 @@ fn tag_specifications(call: &Call<'_>, launch: &mut LaunchRequest) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// A digest of the request's parameters but the token and DryRun: the
-/// same token with other parameters is IdempotentParameterMismatch.
-fn request_hash(call: &Call<'_>) -> String {
-    let mut text = String::new();
-    for name in call.req.param_names() {
-        if name == "ClientToken" || name == "DryRun" {
-            continue;
-        }
-        text.push_str(name);
-        text.push('=');
-        text.push_str(call.req.string(name).unwrap_or(""));
-        text.push('\n');
-    }
-    sha256::hex(&sha256::sha256(text.as_bytes()))
 }

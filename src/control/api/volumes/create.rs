@@ -8,7 +8,7 @@ use super::super::meta::short_region;
 use super::super::tags::{TAG_SPEC_PARAMS, tag_specifications, tags_for};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::rules::{self, non_negative, small};
-use super::{client_token, render, request_hash, supervisor};
+use super::{client_token, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::modifications::VolumeSpec;
@@ -128,7 +128,7 @@ fn create_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     }
     let tags = tags_for(&tag_specifications(req, &["volume"])?, "volume");
     let token = client_token(call)?;
-    let hash = request_hash(call);
+    let hash = call.request_hash();
 
     let mut store = call.ctx.store()?;
     let (record, fresh) = store.write(|t| {

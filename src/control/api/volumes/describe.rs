@@ -4,7 +4,7 @@
 use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
-use super::{id_list, render, supervisor};
+use super::{all_found, id_list, render, supervisor};
 use crate::control::ec2::clock;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
@@ -58,14 +58,7 @@ fn describe_volumes(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let mut store = call.ctx.store()?;
     let (volumes, tags) = store.read(|t| {
         let volumes = t.list_volumes(&wanted, &[])?;
-        let missing: Vec<&str> = wanted
-            .iter()
-            .filter(|id| !volumes.iter().any(|v| &v.id == *id))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(Ec2Error::volume_not_found(&missing));
-        }
+        all_found(&wanted, &volumes)?;
         let ids: Vec<String> = volumes.iter().map(|v| v.id.clone()).collect();
         let tags = t.tags_of_many(&ids)?;
         Ok::<_, Ec2Error>((volumes, tags))

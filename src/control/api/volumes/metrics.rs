@@ -168,14 +168,7 @@ pub fn json(ctx: &Context, wanted: &[String]) -> Result<String, Ec2Error> {
     let mut store = ctx.store()?;
     let volumes = store.read(|t| t.list_volumes(wanted, &[]))?;
     drop(store);
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|id| !volumes.iter().any(|v| &v.id == *id))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Ec2Error::volume_not_found(&missing));
-    }
+    super::all_found(wanted, &volumes)?;
     let sup = ctx.supervisor::<Supervisor>();
     let (samples, _) = sample(sup.as_deref(), &volumes);
     let list: Vec<serde_json::Value> = volumes

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use super::{Call, Registry};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
-use crate::control::ec2::sha256;
+use crate::control::store::Tx;
+use crate::control::store::volumes::{VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
 
 pub fn register(r: &mut Registry) {
@@ -37,6 +38,36 @@ pub fn register(r: &mut Registry) {
     detach::register(r);
     modify::register(r);
     snapshots::register(r);
+}
+
+/// `Err(InvalidVolume.NotFound)` naming the ids in `wanted` that are not
+/// among `volumes`.
+fn all_found(wanted: &[String], volumes: &[VolumeRecord]) -> Result<(), Ec2Error> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|id| !volumes.iter().any(|v| &v.id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Ec2Error::volume_not_found(&missing));
+    }
+    Ok(())
+}
+
+/// The volume `volume_id` (not deleted) if it is available or in use;
+/// otherwise IncorrectState, "Volume '…' is {state}; {only}".
+fn live_volume(t: &Tx<'_>, volume_id: &str, only: &str) -> Result<VolumeRecord, Ec2Error> {
+    let v = t
+        .get_volume(volume_id)?
+        .filter(|v| v.state != VolumeState::Deleted)
+        .ok_or_else(|| Ec2Error::volume_not_found(&[volume_id]))?;
+    if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
+        return Err(Ec2Error::incorrect_state(format!(
+            "Volume '{volume_id}' is {}; {only}",
+            v.state
+        )));
+    }
+    Ok(v)
 }
 
 fn supervisor(call: &Call<'_>) -> Result<Arc<Supervisor>, Ec2Error> {
@@ -77,20 +108,4 @@ fn client_token<'a>(call: &Call<'a>) -> Result<Option<&'a str>, Ec2Error> {
         ));
     }
     Ok(token)
-}
-
-/// A digest of the request's parameters but the token and DryRun: the
-/// same token with other parameters is IdempotentParameterMismatch.
-fn request_hash(call: &Call<'_>) -> String {
-    let mut text = String::new();
-    for name in call.req.param_names() {
-        if name == "ClientToken" || name == "DryRun" {
-            continue;
-        }
-        text.push_str(name);
-        text.push('=');
-        text.push_str(call.req.string(name).unwrap_or(""));
-        text.push('\n');
-    }
-    sha256::hex(&sha256::sha256(text.as_bytes()))
 }

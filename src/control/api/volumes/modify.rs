@@ -14,11 +14,11 @@ use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::rules::{self, non_negative, small};
-use super::{id_list, one_id, render, supervisor};
+use super::{all_found, id_list, live_volume, one_id, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::modifications::{ModificationRecord, ModificationState, VolumeSpec};
-use crate::control::store::volumes::{VolumeRecord, VolumeState};
+use crate::control::store::volumes::VolumeRecord;
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -106,16 +106,11 @@ fn modify_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     }
     let mut store = call.ctx.store()?;
     let (modification, volume) = store.write(|t| {
-        let v = t
-            .get_volume(&volume_id)?
-            .filter(|v| v.state != VolumeState::Deleted)
-            .ok_or_else(|| Ec2Error::volume_not_found(&[&volume_id]))?;
-        if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
-            return Err(Ec2Error::incorrect_state(format!(
-                "Volume '{volume_id}' is {}; only available or in-use volumes can be modified.",
-                v.state
-            )));
-        }
+        let v = live_volume(
+            t,
+            &volume_id,
+            "only available or in-use volumes can be modified.",
+        )?;
         if let Some(last) = t
             .latest_modifications(std::slice::from_ref(&volume_id))?
             .first()
@@ -204,14 +199,7 @@ fn describe_modifications(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let mut store = call.ctx.store()?;
     let list = store.read(|t| {
         let found = t.list_volumes(&wanted, &[])?;
-        let missing: Vec<&str> = wanted
-            .iter()
-            .filter(|id| !found.iter().any(|v| &v.id == *id))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(Ec2Error::volume_not_found(&missing));
-        }
+        all_found(&wanted, &found)?;
         Ok::<_, Ec2Error>(t.latest_modifications(&wanted)?)
     })?;
     let matching: Vec<ModificationRecord> =

@@ -11,12 +11,11 @@ use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::tags::{TAG_SPEC_PARAMS, tag_specifications, tags_for};
 use super::super::{ActionSpec, Call, DryRun, Registry};
-use super::{id_list, one_id, render, supervisor};
+use super::{id_list, live_volume, one_id, render, supervisor};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::now_ms;
 use crate::control::store::snapshots::{SnapshotRecord, SnapshotState};
-use crate::control::store::volumes::VolumeState;
 
 const MAX_DESCRIPTION: usize = 255;
 
@@ -88,16 +87,11 @@ fn create_snapshot(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let tags = tags_for(&tag_specifications(call.req, &["snapshot"])?, "snapshot");
     let mut store = call.ctx.store()?;
     let record = store.write(|t| {
-        let v = t
-            .get_volume(&volume_id)?
-            .filter(|v| v.state != VolumeState::Deleted)
-            .ok_or_else(|| Ec2Error::volume_not_found(&[&volume_id]))?;
-        if !matches!(v.state, VolumeState::Available | VolumeState::InUse) {
-            return Err(Ec2Error::incorrect_state(format!(
-                "Volume '{volume_id}' is {}; snapshots are taken of available or in-use volumes.",
-                v.state
-            )));
-        }
+        let v = live_volume(
+            t,
+            &volume_id,
+            "snapshots are taken of available or in-use volumes.",
+        )?;
         call.check_dry_run()?;
         let id = ids::new_id(ResourceKind::Snapshot);
         let record = SnapshotRecord {
