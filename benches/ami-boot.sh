@@ -11,7 +11,7 @@ cargo build --release --quiet
 source benches/lock.sh
 image=$(images/build debian-12-test)/disk.raw
 log=target/bench-ami.log
-FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1800 --log "$log" \
+FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 2700 --log "$log" \
     --disk "ami_flint=$image" --disk "ami_qemu=$image" \
     tests/scenarios/bench-ami.sh >/dev/null 2>&1 || { echo "benchmark run failed; log: $log" >&2; exit 1; }
 value() { grep -a "name=$1 " "$log" | sed 's/.*value=\([0-9]*\).*/\1/'; }

@@ -12,7 +12,9 @@ stages() { # NAME
     for s in "firmware SeaBIOS" "grub Welcome.to.GRUB|Booting..Debian" "kernel Linux.version" \
         "userspace Welcome.to.*Debian" "login login:"; do
         set -- $s
-        if wait_console "$n" "$2" 600; then
+        # Generous: a 2-vCPU guest shares one emulated CPU (emuhost/init),
+        # and QEMU's userspace-to-login took over 600 s in such a run.
+        if wait_console "$n" "$2" 1200; then
             metric "$n-$1" "$WAITED_MS" ms
         else
             result "$n-$1" fail
