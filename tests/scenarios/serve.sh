@@ -145,7 +145,7 @@ case $out in *"SSH-OK $hostname"*persist-me*) result ssh-with-key pass ;;
 
 # EBS volumes on the running instance: hot-attach (no guest action), mkfs +
 # mount + write, detach (the guest ejects), snapshot, a volume from the
-# snapshot attached back with the same data.
+# snapshot attached back with the same data. ($vol is the root volume.)
 # vol_status VOL: the volume's state; att_status VOL: its attachment's.
 vol_status() { ec2 DescribeVolumes -d "VolumeId.1=$1" | tr -d '\n' | sed 's/<attachmentSet>.*<\/attachmentSet>//' | first status; }
 att_status() { ec2 DescribeVolumes -d "VolumeId.1=$1" | tr -d '\n' | sed -n 's/.*<attachmentSet>\(.*\)<\/attachmentSet>.*/\1/p' | first status; }
@@ -165,30 +165,30 @@ wait_for() {
 in_guest_disk() {
     ssh_guest "dev=/dev/disk/by-id/virtio-$(echo "$1" | tr -d -); for i in \$(seq 90); do [ -e \$dev ] && break; sleep 1; done; sudo sh -c \"dev=\$dev; $2\""
 }
-vol=$(ec2 CreateVolume -d AvailabilityZone=us-east-1a -d Size=1 -d VolumeType=gp3 | first volumeId)
-wait_for volume available 60 vol_status "$vol" && result volume-created pass "vol=$vol" || result volume-created fail
-ec2 AttachVolume -d "VolumeId=$vol" -d "InstanceId=$id" -d Device=/dev/sdf >/dev/null
-wait_for attachment attached 120 att_status "$vol" && result volume-attached pass || result volume-attached fail
-out=$(in_guest_disk "$vol" 'mkfs.ext4 -q $dev && mkdir -p /mnt/v && mount $dev /mnt/v && echo flint-ebs-data >/mnt/v/f && sync && umount /mnt/v && echo WROTE-OK' 2>&1)
+ebs1=$(ec2 CreateVolume -d AvailabilityZone=us-east-1a -d Size=1 -d VolumeType=gp3 | first volumeId)
+wait_for volume available 60 vol_status "$ebs1" && result volume-created pass "vol=$ebs1" || result volume-created fail
+ec2 AttachVolume -d "VolumeId=$ebs1" -d "InstanceId=$id" -d Device=/dev/sdf >/dev/null
+wait_for attachment attached 120 att_status "$ebs1" && result volume-attached pass || result volume-attached fail
+out=$(in_guest_disk "$ebs1" 'mkfs.ext4 -q $dev && mkdir -p /mnt/v && mount $dev /mnt/v && echo flint-ebs-data >/mnt/v/f && sync && umount /mnt/v && echo WROTE-OK' 2>&1)
 case $out in *WROTE-OK*) result volume-hot-attached-written pass ;;
 *) result volume-hot-attached-written fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
-ec2 DetachVolume -d "VolumeId=$vol" >/dev/null
-wait_for volume available 180 vol_status "$vol" && result volume-detached pass || result volume-detached fail
-out=$(ssh_guest "ls /dev/disk/by-id/ | grep -c virtio-$(echo "$vol" | tr -d -)" 2>&1)
+ec2 DetachVolume -d "VolumeId=$ebs1" >/dev/null
+wait_for volume available 180 vol_status "$ebs1" && result volume-detached pass || result volume-detached fail
+out=$(ssh_guest "ls /dev/disk/by-id/ | grep -c virtio-$(echo "$ebs1" | tr -d -)" 2>/dev/null)
 [ "$out" = 0 ] && result volume-gone-in-guest pass || result volume-gone-in-guest fail "$out"
-snap=$(ec2 CreateSnapshot -d "VolumeId=$vol" | first snapshotId)
+snap=$(ec2 CreateSnapshot -d "VolumeId=$ebs1" | first snapshotId)
 snap_state() { ec2 DescribeSnapshots -d "SnapshotId.1=$1" | first status; }
 wait_for snapshot completed 300 snap_state "$snap" && result snapshot-completed pass "snap=$snap" || result snapshot-completed fail
-vol2=$(ec2 CreateVolume -d AvailabilityZone=us-east-1a -d "SnapshotId=$snap" | first volumeId)
-wait_for volume available 300 vol_status "$vol2" && result volume-from-snapshot pass "vol=$vol2" || result volume-from-snapshot fail
-ec2 AttachVolume -d "VolumeId=$vol2" -d "InstanceId=$id" -d Device=/dev/sdg >/dev/null
-wait_for attachment attached 120 att_status "$vol2" || true
-out=$(in_guest_disk "$vol2" 'mkdir -p /mnt/w && mount -o ro $dev /mnt/w && cat /mnt/w/f && umount /mnt/w' 2>&1)
+ebs2=$(ec2 CreateVolume -d AvailabilityZone=us-east-1a -d "SnapshotId=$snap" | first volumeId)
+wait_for volume available 300 vol_status "$ebs2" && result volume-from-snapshot pass "vol=$ebs2" || result volume-from-snapshot fail
+ec2 AttachVolume -d "VolumeId=$ebs2" -d "InstanceId=$id" -d Device=/dev/sdg >/dev/null
+wait_for attachment attached 120 att_status "$ebs2" || true
+out=$(in_guest_disk "$ebs2" 'mkdir -p /mnt/w && mount -o ro $dev /mnt/w && cat /mnt/w/f && umount /mnt/w' 2>&1)
 case $out in *flint-ebs-data*) result snapshot-data-in-guest pass ;;
 *) result snapshot-data-in-guest fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
-ec2 DetachVolume -d "VolumeId=$vol2" -d Force=true >/dev/null
-wait_for volume available 120 vol_status "$vol2" && result volume-force-detached pass || result volume-force-detached fail
-ec2 DeleteVolume -d "VolumeId=$vol" >/dev/null
+ec2 DetachVolume -d "VolumeId=$ebs2" -d Force=true >/dev/null
+wait_for volume available 120 vol_status "$ebs2" && result volume-force-detached pass || result volume-force-detached fail
+ec2 DeleteVolume -d "VolumeId=$ebs1" >/dev/null
 [ "$(cat "$FLINT_WORK/status")" = 200 ] && result volume-deleted pass || result volume-deleted fail "$(cat "$FLINT_WORK/reply.xml")"
 
 ec2 StopInstances -d "InstanceId.1=$id" | grep -q '<name>stopping</name>' && result stop pass || result stop fail
