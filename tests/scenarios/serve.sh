@@ -44,10 +44,11 @@ ssh_guest() {
     ssh -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=15 \
         -o BatchMode=yes "debian@$ip" "$@"
 }
-# ssh_retry CMD: sshd comes up after cloud-init made the host keys.
+# ssh_retry CMD: sshd comes up after cloud-init made the host keys; a boot
+# after StartInstances takes minutes in a busy emulated host.
 ssh_retry() {
     local i
-    for i in $(seq 20); do
+    for i in $(seq 90); do
         ssh_guest "$@" && return 0
         sleep 10
     done
