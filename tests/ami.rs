@@ -11,7 +11,7 @@ fn ami_boots_through_seabios_and_grub_with_the_ec2_identity() {
     let outcome = Scenario::new("vmm-ami")
         .disk("ami1", &image)
         .disk("ami2", &image)
-        .timeout(1800)
+        .timeout(2700)
         .run();
     outcome.assert_pass();
     for stage in ["firmware", "grub", "kernel", "userspace", "login"] {

@@ -85,7 +85,8 @@ fi
 # ---- ami2: graceful shutdown through the control socket
 start_guest ami2 "$FLINT_BIN" vmm --image "$two" --vcpus 2 --memory 768 --console stdio \
     --instance-id "$iid2" --instance-type m5.large --api-socket "$sock" --shutdown-timeout 300
-if wait_console ami2 'FLINT-AMI action=wait' 600; then
+# 1200 s: two vCPUs share one emulated CPU (images/emuhost/init).
+if wait_console ami2 'FLINT-AMI action=wait' 1200; then
     check_identity ami2 "$iid2" m5.large 2
     reply=$(api "$sock" PUT /vm/shutdown)
     case $reply in *accepted*) result ami2-api-shutdown-accepted pass ;; *) result ami2-api-shutdown-accepted fail "$reply" ;; esac
