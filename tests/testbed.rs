@@ -36,7 +36,7 @@ fn qemu_kvm_boots_the_debian12_ami_to_login() {
             "debian12",
             &support::image_dir("debian-12").join("disk.raw"),
         )
-        .timeout(900)
+        .timeout(1800)
         .run();
     outcome.assert_pass();
     for stage in ["firmware", "grub", "kernel", "userspace", "login"] {
