@@ -42,7 +42,7 @@ fn run_once(suffix: &str) -> (Outcome, Option<(bool, String)>) {
     let scenario = Scenario::new("serve")
         .disk("ami", &image)
         .forward(port, GUEST_PORT)
-        .timeout(3000);
+        .timeout(4200);
     let mut running = scenario.spawn(suffix);
     let deadline = Instant::now() + Duration::from_secs(1200);
     let image_id = loop {

@@ -26,7 +26,7 @@ IMAGE = os.environ["FLINT_IMAGE_ID"]
 PYPI_AWS = os.environ["FLINT_PYPI_AWS"]
 DEBIAN_AWS = "/usr/bin/aws"
 # A guest boot in the emulated host takes minutes.
-BOOT_WAIT_S = 900
+BOOT_WAIT_S = 1500
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDFLINTE2E", AWS_SECRET_ACCESS_KEY="flint-e2e",
            AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="", AWS_EC2_METADATA_DISABLED="true")
 
