@@ -55,10 +55,24 @@ struct Routes {
     free_msi_gsis: Vec<u32>,
 }
 
+/// KVM_CREATE_VM can fail with EINTR when a signal arrives while the
+/// kernel sets the VM up (seen in CI with many VMs created in parallel);
+/// the call has no side effect then, so it is simply retried a few times.
+fn create_vm_retrying(kvm: &Kvm) -> Result<VmFd, VmError> {
+    const ATTEMPTS: usize = 8;
+    let mut attempt = 1;
+    loop {
+        match kvm.create_vm() {
+            Err(e) if e.errno() == libc::EINTR && attempt < ATTEMPTS => attempt += 1,
+            other => return other.map_err(kvm_err("create a VM")),
+        }
+    }
+}
+
 impl Vm {
     pub fn new(mem: &GuestMemoryMmap) -> Result<Self, VmError> {
         let kvm = Kvm::new().map_err(VmError::OpenKvm)?;
-        let fd = kvm.create_vm().map_err(kvm_err("create a VM"))?;
+        let fd = create_vm_retrying(&kvm)?;
         fd.set_identity_map_address(KVM_IDENTITY_MAP_START)
             .map_err(kvm_err("set the identity map address"))?;
         fd.set_tss_address(KVM_TSS_START as usize)
