@@ -250,6 +250,7 @@ impl Devices {
             mmio: mmio.clone(),
             pci: pci.clone(),
             hotplug: hotplug.clone(),
+            queues: u16::from(config.vcpus),
         };
         let disks = DiskDevices::build(plug, table).map_err(DeviceError::Setup)?;
 

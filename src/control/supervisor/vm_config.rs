@@ -168,6 +168,9 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
                 id: Some(v.id.clone()),
                 // Filled in by `document` (the limits' JSON shape).
                 limits: None,
+                // EBS volumes go through the host page cache, as the
+                // instance's root volume does.
+                direct: false,
             })
             .collect(),
         nics: vec![NetConfig {

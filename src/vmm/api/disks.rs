@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! GET    /vm/disks                 200 [entry...]
-//! PUT    /vm/disks                 {"id","path","read_only","serial","limits"}
+//! PUT    /vm/disks                 {"id","path","read_only","serial","limits","direct"}
 //!                                  200 entry (hot-plugged); 400 / 409 / 422 / 507
 //! GET    /vm/disks/{id}            200 entry; 404
 //! GET    /vm/disks/{id}/metrics    200 {"VolumeReadOps": n, ..., "BurstBalance": pct|null}; 404
@@ -12,7 +12,7 @@
 //!                                  {"limits":LIMITS|null} 200 entry (applied live)
 //!                                  both: 200 entry; 400 bad limits, 404
 //! ```
-//! entry = {"id","path","read_only","serial","slot","state","size_bytes","limits"},
+//! entry = {"id","path","read_only","direct","serial","slot","state","size_bytes","limits"},
 //! state "attached" or "detaching" ("detached" only in a forced removal's reply);
 //! LIMITS = {"volume_type": "gp2|gp3|io1|io2|st1|sc1|standard", "size_gib": N,
 //! "iops": N?, "throughput_mibps": N?}, checked by EBS's rules for the type.

@@ -191,7 +191,7 @@ impl VmmArgs {
     }
 }
 
-/// PATH[,ro][,serial=ID][,id=NAME][,type=T,size_gib=N[,iops=N][,throughput_mibps=N]]
+/// PATH[,ro][,direct][,serial=ID][,id=NAME][,type=T,size_gib=N[,iops=N][,throughput_mibps=N]]
 fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
     let mut parts = spec.split(',');
     let path = parts
@@ -204,6 +204,7 @@ fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
     for option in parts {
         match option.split_once('=') {
             None if option == "ro" => disk.read_only = true,
+            None if option == "direct" => disk.direct = true,
             Some(("serial", serial)) => disk.serial = Some(serial.to_string()),
             Some(("id", id)) => disk.id = Some(id.to_string()),
             Some(("type", t)) => {
@@ -217,7 +218,7 @@ fn parse_disk(spec: &str) -> Result<DiskConfig, ConfigError> {
             }
             _ => {
                 return Err(ConfigError::Flag(format!(
-                    "--disk {spec:?}: unknown option {option:?} (ro, serial=ID, id=NAME, \
+                    "--disk {spec:?}: unknown option {option:?} (ro, direct, serial=ID, id=NAME, \
                      type=gp2|gp3|io1|io2|st1|sc1|standard, size_gib=N, iops=N, throughput_mibps=N)"
                 )));
             }

@@ -92,6 +92,11 @@ pub struct DiskConfig {
     /// EBS volume-type performance limits; None: as fast as the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Bypass the host page cache (O_DIRECT) for aligned requests; the
+    /// image's filesystem must support it (tmpfs before Linux 6.6 does
+    /// not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 impl DiskConfig {

@@ -24,8 +24,12 @@ fn args(kernel: &Path) -> VmmArgs {
 fn flags_build_a_valid_config_with_defaults() {
     let kernel = temp_file("k1", b"kernel");
     let disk = temp_file("d1", &[0; 1024]);
+    let disk2 = temp_file("d1b", &[0; 1024]);
     let mut a = args(&kernel);
-    a.disks = vec![format!("{},ro,serial=vol-0123", disk.display())];
+    a.disks = vec![
+        format!("{},ro,serial=vol-0123", disk.display()),
+        format!("{},direct", disk2.display()),
+    ];
     a.vcpus = Some(2);
     a.consoles = vec!["stdio".into(), "/tmp/console.log".into()];
     let config = a.to_config().unwrap();
@@ -34,6 +38,8 @@ fn flags_build_a_valid_config_with_defaults() {
     assert_eq!(config.memory_mib, 512);
     assert!(config.disks[0].read_only);
     assert_eq!(config.disks[0].serial.as_deref(), Some("vol-0123"));
+    assert!(!config.disks[0].direct && config.disks[1].direct);
+    assert!(!config.disks[1].read_only);
     assert!(config.console.stdio);
     assert_eq!(config.console.file, Some(PathBuf::from("/tmp/console.log")));
     assert!(config.seccomp);

@@ -43,6 +43,8 @@ pub struct DiskEntry {
     pub path: PathBuf,
     pub read_only: bool,
     pub serial: Option<String>,
+    /// O_DIRECT for aligned requests.
+    pub direct: bool,
     pub slot: u8,
     pub state: DiskState,
     /// The firmware boots from it (the AMI image): not detachable while the
@@ -82,7 +84,7 @@ impl PartialEq for DiskEntry {
     }
 }
 
-/// `{"id","path","read_only","serial","slot","state","size_bytes","limits"}`
+/// `{"id","path","read_only","direct","serial","slot","state","size_bytes","limits"}`
 impl Serialize for DiskEntry {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -90,6 +92,7 @@ impl Serialize for DiskEntry {
             id: &'a str,
             path: &'a Path,
             read_only: bool,
+            direct: bool,
             serial: Option<&'a str>,
             slot: u8,
             state: DiskState,
@@ -100,6 +103,7 @@ impl Serialize for DiskEntry {
             id: self.id(),
             path: &self.path,
             read_only: self.read_only,
+            direct: self.direct,
             serial: self.serial.as_deref(),
             slot: self.slot,
             state: self.state,
@@ -122,6 +126,9 @@ pub struct AttachRequest {
     pub serial: Option<String>,
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// O_DIRECT for aligned requests (see DiskConfig::direct).
+    #[serde(default)]
+    pub direct: bool,
 }
 
 impl AttachRequest {
@@ -283,6 +290,7 @@ impl DiskTable {
                     path: disk.path,
                     read_only: disk.read_only,
                     serial: disk.serial,
+                    direct: disk.direct,
                     slot: disk_slot(i),
                     state: DiskState::Attached,
                     root: i == 0 && config.image.is_some(),

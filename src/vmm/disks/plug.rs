@@ -45,6 +45,8 @@ pub struct PlugContext {
     pub mmio: Arc<Bus>,
     pub pci: Arc<Mutex<PciRoot>>,
     pub hotplug: Arc<PciHotplug>,
+    /// Request queues per disk: one per vCPU (capped by the device).
+    pub queues: u16,
 }
 
 pub struct DiskDevices {
@@ -91,7 +93,7 @@ impl DiskDevices {
             entries.clone()
         };
         for entry in entries {
-            let block = match open(&entry) {
+            let block = match open(&entry, disks.ctx.queues) {
                 Ok(block) => block,
                 // A disk of the config must be there; one attached later
                 // whose file went away is detached, not fatal to the VM.
@@ -186,12 +188,13 @@ impl DiskDevices {
             path: request.path,
             read_only: request.read_only,
             serial: request.serial,
+            direct: request.direct,
             slot,
             state: DiskState::Attached,
             root: false,
             hotplugged: true,
         };
-        let block = open(&entry).map_err(DiskOpError::CannotOpen)?;
+        let block = open(&entry, self.ctx.queues).map_err(DiskOpError::CannotOpen)?;
         let bar = self.free_bar(slot).ok_or(DiskOpError::NoFreeSlot)?;
         self.plug(entry.id(), slot, bar, block)
             .map_err(DiskOpError::Device)?;
@@ -338,13 +341,16 @@ impl DiskDevices {
     }
 }
 
-/// Opens the backing file of `entry` as a virtio-blk device.
-fn open(entry: &DiskEntry) -> Result<Arc<Mutex<Block>>, String> {
+/// Opens the backing file of `entry` as a virtio-blk device with `queues`
+/// request queues.
+fn open(entry: &DiskEntry, queues: u16) -> Result<Arc<Mutex<Block>>, String> {
     Block::new(BlockConfig {
         path: entry.path.clone(),
         read_only: entry.read_only,
         serial: entry.serial.clone(),
         volume: Some(entry.volume.clone()),
+        num_queues: queues,
+        direct: entry.direct,
     })
     .map(|b| Arc::new(Mutex::new(b)))
     .map_err(|e| format!("disk {}: {e}", entry.id()))

@@ -322,7 +322,11 @@ impl VirtioPciDevice {
                 self.status |= STATUS_NEEDS_RESET;
                 return;
             };
-            activated.push(ActivatedQueue { queue, notify });
+            activated.push(ActivatedQueue {
+                index: i as u16,
+                queue,
+                notify,
+            });
         }
         let result = self
             .device

@@ -43,6 +43,9 @@ pub trait VirtioInterrupt: Send + Sync {
 /// One queue as the driver configured it, with the eventfd KVM writes when
 /// the guest notifies it.
 pub struct ActivatedQueue {
+    /// Its index among the device's queues (`queue_max_sizes()`): a driver
+    /// need not set up every queue of a multi-queue device.
+    pub index: u16,
     pub queue: Queue,
     pub notify: EventFd,
 }
@@ -53,6 +56,8 @@ pub enum ActivateError {
     QueueCount { got: usize, want: usize },
     #[error("queue {0} is not valid (size, addresses or alignment)")]
     InvalidQueue(usize),
+    #[error("queue {index} set up out of order or twice, or does not exist")]
+    QueueIndex { index: u16 },
     #[error("device is already active")]
     AlreadyActive,
     #[error("cannot start the device's I/O engine: {0}")]
@@ -61,24 +66,50 @@ pub enum ActivateError {
     Io(#[from] io::Error),
 }
 
-/// Checks the queues a driver set up against what the device offers: their
-/// number, and each one's size and ring addresses in guest memory.
+/// Checks the queues a driver set up against what the device offers: all
+/// of them, in order, and each one's size and ring addresses in guest
+/// memory.
 pub fn check_queues(
     queues: &[ActivatedQueue],
     mem: &GuestMemoryMmap,
     max_sizes: &[u16],
 ) -> Result<(), ActivateError> {
-    use virtio_queue::QueueT;
     if queues.len() != max_sizes.len() {
         return Err(ActivateError::QueueCount {
             got: queues.len(),
             want: max_sizes.len(),
         });
     }
-    for (i, (q, &max)) in queues.iter().zip(max_sizes).enumerate() {
+    check_queue_subset(queues, mem, max_sizes)
+}
+
+/// Checks the queues a driver set up when it may leave some out (a
+/// multi-queue device whose driver uses fewer queues, as Linux does with
+/// fewer CPUs than queues, or firmware that drives queue 0 only): at least
+/// one, each at most once, in increasing index order, each within the
+/// device's queues and valid in guest memory.
+pub fn check_queue_subset(
+    queues: &[ActivatedQueue],
+    mem: &GuestMemoryMmap,
+    max_sizes: &[u16],
+) -> Result<(), ActivateError> {
+    use virtio_queue::QueueT;
+    if queues.is_empty() {
+        return Err(ActivateError::QueueCount {
+            got: 0,
+            want: max_sizes.len(),
+        });
+    }
+    let mut next = 0usize;
+    for q in queues {
+        let index = usize::from(q.index);
+        let Some(&max) = max_sizes.get(index).filter(|_| index >= next) else {
+            return Err(ActivateError::QueueIndex { index: q.index });
+        };
+        next = index + 1;
         let size = q.queue.size();
         if !q.queue.is_valid(mem) || size == 0 || size > max {
-            return Err(ActivateError::InvalidQueue(i));
+            return Err(ActivateError::InvalidQueue(index));
         }
     }
     Ok(())

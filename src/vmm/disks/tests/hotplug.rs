@@ -41,6 +41,7 @@ fn boot_disks_are_listed_with_ids_slots_and_sizes() {
         "id",
         "path",
         "read_only",
+        "direct",
         "serial",
         "slot",
         "state",
@@ -88,6 +89,7 @@ fn attach_then_detach_through_the_guest_eject() {
         read_only: false,
         serial: None,
         limits: None,
+        direct: false,
     }));
     assert_eq!(missing.as_ref().map_err(DiskOpError::status), Err(422));
     let relative = r.run(DiskOp::Attach(AttachRequest {
@@ -96,6 +98,7 @@ fn attach_then_detach_through_the_guest_eject() {
         read_only: false,
         serial: None,
         limits: None,
+        direct: false,
     }));
     assert_eq!(relative.map_err(|e| e.status()), Err(400));
     // The same file twice, writable: the lock refuses the second.
@@ -105,6 +108,7 @@ fn attach_then_detach_through_the_guest_eject() {
         read_only: false,
         serial: None,
         limits: None,
+        direct: false,
     }));
     assert_eq!(again.map_err(|e| e.status()), Err(422));
     assert_eq!(r.table.list().len(), 2, "failed attaches leave nothing");
@@ -287,6 +291,7 @@ fn a_hot_plugged_disk_is_throttled_by_its_limits_and_keeps_its_volume_across_boo
             read_only: false,
             serial: None,
             limits: serde_json::from_str(limits).unwrap(),
+            direct: false,
         })
     };
     // EBS's rules for the type: gp2's IOPS follow from its size.

@@ -109,6 +109,7 @@ impl Rig {
             read_only: false,
             serial: Some(id.into()),
             limits: None,
+            direct: false,
         }))? {
             DiskReply::Entry(e) => Ok(e),
             other => panic!("attach answered {other:?}"),

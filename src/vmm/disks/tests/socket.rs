@@ -28,6 +28,7 @@ pub(crate) fn hotplug_cycle(dir: &Path) {
             read_only: false,
             serial: Some(format!("vol-{id}")),
             limits: serde_json::from_str(r#"{"volume_type":"gp3","size_gib":1}"#).unwrap(),
+            direct: false,
         })
     };
     r.run(attach("a")).unwrap();

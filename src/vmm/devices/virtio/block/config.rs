@@ -4,7 +4,7 @@
 //! fixed for the life of the device, so reads are a bounds-checked copy at
 //! any offset and width.
 
-use super::{NUM_QUEUES, SEG_MAX};
+use super::SEG_MAX;
 
 /// Byte offsets of the fields we fill in.
 const OFF_CAPACITY: usize = 0; // le64
@@ -45,13 +45,14 @@ pub struct ConfigSpace {
 }
 
 impl ConfigSpace {
-    pub fn new(capacity_sectors: u64) -> Self {
+    /// `num_queues` is read by the driver only with VIRTIO_BLK_F_MQ.
+    pub fn new(capacity_sectors: u64, num_queues: u16) -> Self {
         let mut bytes = [0u8; CONFIG_SPACE_SIZE];
         let mut put = |off: usize, val: &[u8]| bytes[off..off + val.len()].copy_from_slice(val);
         put(OFF_CAPACITY, &capacity_sectors.to_le_bytes());
         put(OFF_SEG_MAX, &SEG_MAX.to_le_bytes());
         put(OFF_BLK_SIZE, &BLK_SIZE.to_le_bytes());
-        put(OFF_NUM_QUEUES, &(NUM_QUEUES as u16).to_le_bytes());
+        put(OFF_NUM_QUEUES, &num_queues.to_le_bytes());
         put(OFF_MAX_DISCARD_SECTORS, &MAX_DISCARD_SECTORS.to_le_bytes());
         put(OFF_MAX_DISCARD_SEG, &MAX_DISCARD_SEG.to_le_bytes());
         put(
@@ -105,7 +106,7 @@ mod tests {
     #[test]
     fn capacity_at_every_width_and_offset() {
         let cap: u64 = 0x1122_3344_5566_7788;
-        let cs = ConfigSpace::new(cap);
+        let cs = ConfigSpace::new(cap, 1);
         let le = cap.to_le_bytes();
         assert_eq!(read(&cs, 0, 8), le);
         for width in [1usize, 2, 4] {
@@ -123,12 +124,12 @@ mod tests {
 
     #[test]
     fn fields_match_spec_layout() {
-        let cs = ConfigSpace::new(2048);
+        let cs = ConfigSpace::new(2048, 4);
         let u32_at = |off| u32::from_le_bytes(read(&cs, off, 4).try_into().unwrap());
         assert_eq!(u32_at(8), 0, "size_max not offered");
         assert_eq!(u32_at(12), SEG_MAX);
         assert_eq!(u32_at(20), 512);
-        assert_eq!(u16::from_le_bytes(read(&cs, 34, 2).try_into().unwrap()), 1);
+        assert_eq!(u16::from_le_bytes(read(&cs, 34, 2).try_into().unwrap()), 4);
         assert_eq!(u32_at(36), MAX_DISCARD_SECTORS);
         assert_eq!(u32_at(40), MAX_DISCARD_SEG);
         assert_eq!(u32_at(44), DISCARD_SECTOR_ALIGNMENT);
@@ -139,7 +140,7 @@ mod tests {
 
     #[test]
     fn capacity_follows_a_resize() {
-        let mut cs = ConfigSpace::new(8);
+        let mut cs = ConfigSpace::new(8, 1);
         cs.set_capacity(0x1_0000_0001);
         assert_eq!(read(&cs, 0, 8), 0x1_0000_0001u64.to_le_bytes());
         assert_eq!(
@@ -150,7 +151,7 @@ mod tests {
 
     #[test]
     fn out_of_range_reads_zero() {
-        let cs = ConfigSpace::new(u64::MAX);
+        let cs = ConfigSpace::new(u64::MAX, 1);
         assert_eq!(read(&cs, 58, 4), [0, 0, 0, 0]);
         assert_eq!(read(&cs, 60, 4), [0, 0, 0, 0]);
         assert_eq!(read(&cs, 1 << 40, 2), [0, 0]);

@@ -24,18 +24,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use thiserror::Error;
 use virtio_bindings::virtio_blk::{
-    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
-    VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
+    VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_MQ,
+    VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
 };
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::ConfigSpace;
+use super::direct::{DirectError, DirectFile};
 use super::queue::{Disk, QueueError, QueueHandler};
 use super::volume::{Volume, VolumeError};
-use super::{BlockConfig, BlockMetrics, NUM_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
+use super::{BlockConfig, BlockMetrics, MAX_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::{
     ActivateError, ActivatedQueue, FEATURE_RING_EVENT_IDX, FEATURE_VERSION_1, TYPE_BLOCK,
-    VirtioDevice, VirtioInterrupt, check_queues,
+    VirtioDevice, VirtioInterrupt, check_queue_subset,
 };
 use crate::vmm::memory::GuestMemoryMmap;
 
@@ -76,6 +77,8 @@ pub enum BlockError {
     EventFd(io::Error),
     #[error("virtio-blk volume: {0}")]
     Volume(#[from] VolumeError),
+    #[error("{0}")]
+    Direct(#[from] DirectError),
 }
 
 pub struct Block {
@@ -84,7 +87,8 @@ pub struct Block {
     config: ConfigSpace,
     features: u64,
     acked_features: u64,
-    queue_sizes: [u16; NUM_QUEUES],
+    /// One entry per request queue offered.
+    queue_sizes: Vec<u16>,
     handlers: Vec<QueueHandler>,
     ctrl_evt: EventFd,
     metrics: Arc<BlockMetrics>,
@@ -106,10 +110,17 @@ impl Block {
     pub fn new(cfg: BlockConfig) -> Result<Self, BlockError> {
         let id = serial_id(cfg.serial.as_deref())?;
         let (file, size) = open_image(&cfg.path, cfg.read_only)?;
+        let direct = if cfg.direct {
+            Some(DirectFile::open(&cfg.path, cfg.read_only)?)
+        } else {
+            None
+        };
         // A tail that is not a whole sector is not exposed.
         let capacity = size >> SECTOR_SHIFT;
+        let num_queues = cfg.num_queues.clamp(1, MAX_QUEUES);
         let disk = Arc::new(Disk {
             file,
+            direct,
             capacity: AtomicU64::new(capacity),
             read_only: cfg.read_only,
             id,
@@ -124,15 +135,8 @@ impl Block {
         };
         volume.set_size_bytes(capacity << SECTOR_SHIFT);
         let metrics = volume.counters().clone();
-        let handlers = (0..NUM_QUEUES)
-            .map(|i| {
-                QueueHandler::new(
-                    i as u16,
-                    u32::from(QUEUE_SIZE),
-                    disk.clone(),
-                    volume.clone(),
-                )
-            })
+        let handlers = (0..num_queues)
+            .map(|i| QueueHandler::new(i, u32::from(QUEUE_SIZE), disk.clone(), volume.clone()))
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut features = FEATURE_VERSION_1
@@ -140,6 +144,9 @@ impl Block {
             | (1 << VIRTIO_BLK_F_SEG_MAX)
             | (1 << VIRTIO_BLK_F_BLK_SIZE)
             | (1 << VIRTIO_BLK_F_FLUSH);
+        if num_queues > 1 {
+            features |= 1 << VIRTIO_BLK_F_MQ;
+        }
         if cfg.read_only {
             features |= 1 << VIRTIO_BLK_F_RO;
         } else {
@@ -151,10 +158,10 @@ impl Block {
         Ok(Block {
             path: cfg.path,
             disk,
-            config: ConfigSpace::new(capacity),
+            config: ConfigSpace::new(capacity, num_queues),
             features,
             acked_features: 0,
-            queue_sizes: [QUEUE_SIZE; NUM_QUEUES],
+            queue_sizes: vec![QUEUE_SIZE; usize::from(num_queues)],
             handlers,
             ctrl_evt: EventFd::new(EFD_NONBLOCK).map_err(BlockError::EventFd)?,
             metrics,
@@ -354,11 +361,15 @@ impl VirtioDevice for Block {
                 "the device's fds could not be registered with the event loop".into(),
             ));
         }
-        check_queues(&queues, &mem, &self.queue_sizes)?;
+        // A driver may use fewer queues than offered (Linux: one per CPU
+        // it has, up to num_queues; firmware: queue 0 only); the others
+        // stay idle.
+        check_queue_subset(&queues, &mem, &self.queue_sizes)?;
         let acked = acked_features & self.features;
         let event_idx = acked & FEATURE_RING_EVENT_IDX != 0;
-        for (i, q) in queues.into_iter().enumerate() {
-            let r = self.handlers[i].activate(
+        for q in queues {
+            let index = usize::from(q.index);
+            let r = self.handlers[index].activate(
                 q.queue,
                 event_idx,
                 q.notify,
@@ -366,7 +377,7 @@ impl VirtioDevice for Block {
                 interrupt.clone(),
             );
             if let Err(e) = r {
-                for h in &mut self.handlers[..i] {
+                for h in &mut self.handlers {
                     h.reset();
                 }
                 return Err(ActivateError::Io(e));

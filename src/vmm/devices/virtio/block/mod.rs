@@ -14,12 +14,18 @@
 //!   the control socket and kept across boots.
 //! - `timer`   — the timerfd a throttled queue waits on.
 //!
-//! Multi-queue (VIRTIO_BLK_F_MQ, one queue per vCPU) is a matter of creating
-//! more `queue::QueueHandler`s: each owns its ring and slots, and the event
-//! ids already encode the queue index.
+//! - `direct`  — O_DIRECT: the second, page-cache-bypassing handle on the
+//!   image and the alignment a request needs to use it.
+//!
+//! Multi-queue (VIRTIO_BLK_F_MQ): one `queue::QueueHandler` per request
+//! queue (the VMM asks for one per vCPU, up to MAX_QUEUES), each with its
+//! own io_uring, slots and throttle timer, all on the event-loop thread; the
+//! guest's blk-mq then submits from every CPU without sharing a ring lock.
+//! The volume's limits are one token bucket shared by all queues.
 
 mod config;
 mod device;
+mod direct;
 mod engine;
 mod gate;
 mod queue;
@@ -46,8 +52,10 @@ pub const SECTOR_SIZE: u64 = 1 << SECTOR_SHIFT;
 
 /// Size of every request queue (the maximum; the driver may pick less).
 pub const QUEUE_SIZE: u16 = 256;
-/// Number of request queues (1 until VIRTIO_BLK_F_MQ is added).
-pub const NUM_QUEUES: usize = 1;
+/// Most request queues one disk offers. Each costs an io_uring, an eventfd
+/// and a timerfd; past 16, guests gain little (blk-mq maps several CPUs
+/// onto a queue) while the fds add up with many volumes.
+pub const MAX_QUEUES: u16 = 16;
 /// Maximum data segments in one request. Without indirect descriptors a
 /// request needs header + data + status descriptors, so a queue of
 /// QUEUE_SIZE can hold at most QUEUE_SIZE - 2 data segments.
@@ -69,6 +77,12 @@ pub struct BlockConfig {
     /// control socket. None: a fresh, unthrottled one named after the
     /// serial (or the path).
     pub volume: Option<std::sync::Arc<Volume>>,
+    /// Request queues to offer (VIRTIO_BLK_F_MQ when more than 1): 0 or 1
+    /// is one queue, more than MAX_QUEUES is MAX_QUEUES.
+    pub num_queues: u16,
+    /// Bypass the host page cache (O_DIRECT) for every request aligned as
+    /// the host filesystem needs; the rest go through the page cache.
+    pub direct: bool,
 }
 
 /// Per-device counters, readable from any thread while the device runs.

@@ -22,6 +22,7 @@ use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
 use vmm_sys_util::eventfd::EventFd;
 
+use super::direct::DirectFile;
 use super::engine::{Engine, EngineError, Submitted};
 use super::gate::{self, Gate};
 use super::request::{DiskLimits, Range, Request, RequestType};
@@ -35,7 +36,11 @@ const MAX_RETRIES: u8 = 8;
 
 /// The backing file and what every queue needs to know about it.
 pub struct Disk {
+    /// Buffered: flush, discard, write-zeroes, and reads/writes when there
+    /// is no `direct` handle or they are not aligned for it.
     pub file: File,
+    /// O_DIRECT, when the disk was configured so.
+    pub direct: Option<DirectFile>,
     /// In 512-byte sectors; changes when the backing file is resized
     /// (PATCH /vm/disks/{id} with resize).
     pub capacity: AtomicU64,
@@ -49,6 +54,15 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The fd a read or write of `iov` at `offset` goes through.
+    #[inline]
+    fn rw_fd(&self, offset: u64, iov: &[libc::iovec]) -> i32 {
+        self.direct
+            .as_ref()
+            .and_then(|d| d.fd_if_aligned(offset, iov))
+            .unwrap_or_else(|| self.file.as_raw_fd())
+    }
+
     /// What a request is checked against, as of now.
     pub fn limits(&self) -> DiskLimits {
         DiskLimits {
@@ -537,6 +551,7 @@ fn push_ops(engine: &mut Engine, slot: &mut Slot, idx: u16, fd: i32, disk: &Disk
             // sector + data_len/512 <= capacity <= file size / 512, so this
             // does not overflow.
             let offset = (req.sector << SECTOR_SHIFT) + slot.done;
+            let fd = types::Fd(disk.rw_fd(offset, iov));
             let entry = if req.kind == RequestType::In {
                 opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32)
                     .offset(offset)

@@ -27,6 +27,8 @@ use crate::vmm::devices::virtio::{
 };
 use crate::vmm::memory::GuestMemoryMmap;
 
+mod direct;
+mod multiqueue;
 mod throttled;
 
 const W: u16 = VRING_DESC_F_WRITE as u16;
@@ -48,11 +50,16 @@ const SECTOR: usize = 512;
 struct FakeInterrupt {
     queue: AtomicU32,
     config: AtomicU32,
+    /// Interrupts per queue index (the first 16).
+    by_queue: [AtomicU32; 16],
 }
 
 impl VirtioInterrupt for FakeInterrupt {
-    fn notify_queue(&self, _queue_index: u16) -> std::io::Result<()> {
+    fn notify_queue(&self, queue_index: u16) -> std::io::Result<()> {
         self.queue.fetch_add(1, Ordering::SeqCst);
+        if let Some(n) = self.by_queue.get(usize::from(queue_index)) {
+            n.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
     fn notify_config(&self) -> std::io::Result<()> {
@@ -110,6 +117,8 @@ fn cfg(img: &TempImage) -> BlockConfig {
         read_only: false,
         serial: Some("vol-0123456789abcdef".into()),
         volume: None,
+        num_queues: 1,
+        direct: false,
     }
 }
 
@@ -123,20 +132,36 @@ struct Rings {
     used: u64,
 }
 
-fn make_queue(qsize: u16) -> (Queue, Rings) {
-    let avail = 16 * u64::from(qsize);
+/// Guest memory each ring of a multi-queue harness gets (queue k at
+/// k * RING_SPAN): room for a 256-entry split queue.
+const RING_SPAN: u64 = 0x8000;
+
+fn make_queue(base: u64, qsize: u16) -> (Queue, Rings) {
+    let avail = base + 16 * u64::from(qsize);
     let used = (avail + 4 + 2 * u64::from(qsize) + 2 + 3) & !3;
     let mut q = Queue::new(qsize).unwrap();
     q.set_size(qsize);
     q.set_ready(true);
-    q.try_set_desc_table_address(GuestAddress(0)).unwrap();
+    q.try_set_desc_table_address(GuestAddress(base)).unwrap();
     q.try_set_avail_ring_address(GuestAddress(avail)).unwrap();
     q.try_set_used_ring_address(GuestAddress(used)).unwrap();
     (q, Rings { avail, used })
 }
 
+/// The driver's side of one queue.
+struct DriverRing<'a> {
+    /// The device's queue index.
+    index: u16,
+    vq: MockSplitQueue<'a, GuestMemoryMmap>,
+    rings: Rings,
+    next_desc: u16,
+    avail_idx: u16,
+}
+
 /// Plays the driver: builds chains in a MockSplitQueue, notifies, and
-/// drives the device's queue handler directly (no event loop).
+/// drives the device's queue handler directly (no event loop). With
+/// several queues, the methods act on the selected one (`select`); the
+/// others are parked.
 struct Harness<'a> {
     mem: &'a GuestMemoryMmap,
     vq: MockSplitQueue<'a, GuestMemoryMmap>,
@@ -147,6 +172,9 @@ struct Harness<'a> {
     next_desc: u16,
     avail_idx: u16,
     next_buf: u64,
+    /// The selected queue's index.
+    queue: u16,
+    parked: Vec<DriverRing<'a>>,
 }
 
 impl<'a> Harness<'a> {
@@ -155,12 +183,44 @@ impl<'a> Harness<'a> {
     }
 
     fn with(mem: &'a GuestMemoryMmap, cfg: BlockConfig, qsize: u16, event_idx: bool) -> Self {
+        Self::with_queues(mem, cfg, qsize, event_idx, &[0])
+    }
+
+    /// The driver sets up the queues `indexes` (increasing), each with its
+    /// own rings; queue `indexes[0]` starts selected.
+    fn with_queues(
+        mem: &'a GuestMemoryMmap,
+        cfg: BlockConfig,
+        qsize: u16,
+        event_idx: bool,
+        indexes: &[u16],
+    ) -> Self {
         let mut block = Block::new(cfg).expect("Block::new");
-        let vq = MockSplitQueue::create(mem, GuestAddress(0), qsize);
-        // Clear what the mock initialised at its own (overlapping) offsets.
-        mem.write_slice(&vec![0u8; 0x4000], GuestAddress(16 * u64::from(qsize)))
+        let mut rings = Vec::new();
+        let mut activated = Vec::new();
+        for (k, &index) in indexes.iter().enumerate() {
+            let base = k as u64 * RING_SPAN;
+            let vq = MockSplitQueue::create(mem, GuestAddress(base), qsize);
+            // Clear what the mock initialised at its own (overlapping) offsets.
+            mem.write_slice(
+                &vec![0u8; 0x4000],
+                GuestAddress(base + 16 * u64::from(qsize)),
+            )
             .unwrap();
-        let (queue, rings) = make_queue(qsize);
+            let (queue, r) = make_queue(base, qsize);
+            activated.push(ActivatedQueue {
+                index,
+                queue,
+                notify: EventFd::new(EFD_NONBLOCK).unwrap(),
+            });
+            rings.push(DriverRing {
+                index,
+                vq,
+                rings: r,
+                next_desc: 0,
+                avail_idx: 0,
+            });
+        }
         mem.write_slice(
             &vec![CANARY; (DATA_END - DATA_START) as usize],
             GuestAddress(DATA_START),
@@ -172,27 +232,40 @@ impl<'a> Harness<'a> {
             features |= FEATURE_RING_EVENT_IDX;
         }
         block
-            .activate(
-                mem.clone(),
-                features,
-                vec![ActivatedQueue {
-                    queue,
-                    notify: EventFd::new(EFD_NONBLOCK).unwrap(),
-                }],
-                irq.clone(),
-            )
+            .activate(mem.clone(), features, activated, irq.clone())
             .expect("activate");
+        let first = rings.remove(0);
         Harness {
             mem,
-            vq,
-            rings,
+            vq: first.vq,
+            rings: first.rings,
             qsize,
             block,
             irq,
             next_desc: 0,
             avail_idx: 0,
             next_buf: DATA_START,
+            queue: first.index,
+            parked: rings,
         }
+    }
+
+    /// Makes queue `index` the one the other methods act on.
+    fn select(&mut self, index: u16) {
+        if index == self.queue {
+            return;
+        }
+        let k = self
+            .parked
+            .iter()
+            .position(|r| r.index == index)
+            .expect("a queue the driver set up");
+        let r = &mut self.parked[k];
+        std::mem::swap(&mut self.vq, &mut r.vq);
+        std::mem::swap(&mut self.rings, &mut r.rings);
+        std::mem::swap(&mut self.next_desc, &mut r.next_desc);
+        std::mem::swap(&mut self.avail_idx, &mut r.avail_idx);
+        std::mem::swap(&mut self.queue, &mut r.index);
     }
 
     /// A guest buffer of `len` bytes (CANARY-filled), with a gap after it.
@@ -297,7 +370,7 @@ impl<'a> Harness<'a> {
     /// Notifies the queue and runs completions until `total` chains have
     /// been used (or panics after 5 s: the device must never hang).
     fn run(&mut self, total: u16) {
-        self.block.handler(0).process_queue();
+        self.block.handler(usize::from(self.queue)).process_queue();
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.used_idx() != total {
             assert!(
@@ -305,7 +378,11 @@ impl<'a> Harness<'a> {
                 "timed out: used {} of {total}",
                 self.used_idx()
             );
-            let fd = self.block.handler(0).completion_fd().as_raw_fd();
+            let fd = self
+                .block
+                .handler(usize::from(self.queue))
+                .completion_fd()
+                .as_raw_fd();
             let mut p = libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -313,7 +390,9 @@ impl<'a> Harness<'a> {
             };
             // SAFETY: one valid pollfd, for the duration of the call.
             unsafe { libc::poll(&mut p, 1, 100) };
-            self.block.handler(0).handle_completions();
+            self.block
+                .handler(usize::from(self.queue))
+                .handle_completions();
         }
     }
 
@@ -468,6 +547,7 @@ fn activate_rejects_wrong_queue_count_and_double_activation() {
     let mut h = Harness::new(&m, cfg(&TempImage::new(4096)));
     let vq = MockSplitQueue::create(&m, GuestAddress(0x8000), 16);
     let q = ActivatedQueue {
+        index: 0,
         queue: vq.create_queue().unwrap(),
         notify: EventFd::new(0).unwrap(),
     };
@@ -1368,7 +1448,7 @@ fn event_loop_end_to_end_through_activate_notify_and_reset() {
     let round = |em: &mut EventManager<Arc<Mutex<Block>>>, sector: u64| {
         m.write_slice(&[0u8; 0x1000], GuestAddress(0)).unwrap();
         let vq = MockSplitQueue::create(&m, GuestAddress(0), 16);
-        let (queue, rings) = make_queue(16);
+        let (queue, rings) = make_queue(0, 16);
         m.write_slice(&[0u8; 0x100], GuestAddress(rings.avail))
             .unwrap();
         let notify = EventFd::new(EFD_NONBLOCK).unwrap();
@@ -1380,7 +1460,11 @@ fn event_loop_end_to_end_through_activate_notify_and_reset() {
                 .activate(
                     mm,
                     FEATURE_VERSION_1 | FEATURE_RING_EVENT_IDX,
-                    vec![ActivatedQueue { queue, notify }],
+                    vec![ActivatedQueue {
+                        index: 0,
+                        queue,
+                        notify,
+                    }],
                     i,
                 )
                 .unwrap();

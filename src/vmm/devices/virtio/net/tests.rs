@@ -190,7 +190,9 @@ fn harness(features: u64) -> Harness {
     let irq = Arc::new(CountingIrq::default());
     let queues = [RXQ, TXQ]
         .iter()
-        .map(|&base| ActivatedQueue {
+        .enumerate()
+        .map(|(index, &base)| ActivatedQueue {
+            index: index as u16,
             queue: Ring::queue(base),
             notify: EventFd::new(EFD_NONBLOCK).unwrap(),
         })
