@@ -22,7 +22,7 @@ FLINT_BIN=$PWD/target/release/flint tests/emuhost/run --timeout 1500 --log "$log
 bench_metrics
 value() { grep -a "name=$1 " "$log" | tr -d '\r' | sed 's/.*value=\([0-9.]*\).*/\1/' | tail -n 1 || true; }
 # gp3's limits in the jobs' units: 3,000 IOPS; 125 MiB/s = 128,000 KiB/s.
-for job in randread-4k-qd1 randread-4k-qd32 read-128k-qd8; do
+for job in randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1 randwrite-4k-qd32 read-128k-qd8; do
     for unit in iops bw; do
         f=$(value "flint-$job-$unit"); g=$(value "gp3-$job-$unit")
         limit=3000

@@ -109,6 +109,9 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     let power = PowerControl::new().map_err(setup("create an eventfd"))?;
     let fault = Fault::new().map_err(setup("create an eventfd"))?;
     let vm = Arc::new(vm);
+    if let Some(api) = controls.api {
+        api.set_vm(&vm);
+    }
     let mut devices = Devices::build(&vm, &mem, config, &power, controls.host)?;
     let rsdp = devices.rsdp;
     let (pio, mmio) = (devices.pio.clone(), devices.mmio.clone());

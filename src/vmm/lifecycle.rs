@@ -66,6 +66,7 @@ pub fn run(config: VmConfig) -> ExitCode {
                 vcpus: config.vcpus,
                 memory_mib: config.memory_mib,
                 pid: std::process::id(),
+                msi_gsis: 0,
             }) {
                 Ok(s) => s,
                 Err(e) => return fail(EXIT_CONFIG, &format!("cannot create an eventfd: {e}")),

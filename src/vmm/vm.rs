@@ -154,6 +154,13 @@ impl Vm {
         Ok(routes.next_msi_gsi - 1)
     }
 
+    /// MSI GSIs handed out and not released (each device's MSI-X vectors
+    /// hold one each): a hot-plug cycle must give back what it took.
+    pub fn msi_gsis_in_use(&self) -> u32 {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.next_msi_gsi - MSI_GSI_START - routes.free_msi_gsis.len() as u32
+    }
+
     /// Points `gsi` at an MSI message (from an MSI-X table entry).
     pub fn set_msi_route(&self, gsi: u32, address: u64, data: u32) -> Result<(), VmError> {
         let mut entry = kvm_irq_routing_entry {

@@ -6,6 +6,7 @@
 # Prometheus text once). Prints FLINT-METRIC lines; never pass/fail on
 # numbers.
 RUNTIME=${RUNTIME:-10}
+JOBS=5 # as in bench-blk-guest.sh
 tools=${FLINT_DISK_GUESTTOOLS:?run with --disk guesttools=PATH}
 data=$FLINT_WORK/data.img
 dd if=/dev/zero of="$data" bs=1M count=256 conv=fsync 2>/dev/null
@@ -50,7 +51,7 @@ collect() { # NAME
     else
         result "$name-prometheus-endpoint" fail "no data series in GET /vm/metrics"
     fi
-    if [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$name.console")" = 3 ]; then
+    if [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$name.console")" = $JOBS ]; then
         result "$name-fio" pass
     else
         result "$name-fio" fail "rc=$GUEST_RC"
@@ -70,7 +71,7 @@ run_guest() {
         poller=$!
         wait_exit "$name" $((RUNTIME * 3 + 180))
         wait "$poller"
-        [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$name.console")" = 3 ] && break
+        [ "$(grep -c 'FLINT-GUEST result name=fio.*status=pass' "$FLINT_WORK/$name.console")" = $JOBS ] && break
         [ $try = 2 ] && break
         echo "bench: $name: no complete fio results (rc=$GUEST_RC), running it once more"
         cp "$FLINT_WORK/$name.console" "$FLINT_WORK/$name.try1.console"

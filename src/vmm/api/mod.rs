@@ -1,7 +1,8 @@
 //! The per-VM control socket: JSON over HTTP/1.1 on a Unix socket.
 //!
 //! ```text
-//! GET /vm             200 {"state": "running", "boots": 1, "vcpus": 2, ...}
+//! GET /vm             200 {"state": "running", "boots": 1, "vcpus": 2, ...,
+//!                      "msi_gsis": N (MSI routes the boot holds: a leak check)}
 //! PUT /vm/shutdown    202  graceful: ACPI power button, hard stop after the timeout
 //! PUT /vm/stop        202  hard stop now
 //! PUT /vm/reboot      202  hard reset (as the reset button)
@@ -23,7 +24,7 @@ use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -34,6 +35,7 @@ use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::{Imds, MetadataUpdate};
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
+use crate::vmm::vm::Vm;
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -56,6 +58,9 @@ pub struct VmStatus {
     pub vcpus: u8,
     pub memory_mib: u64,
     pub pid: u32,
+    /// The running boot's MSI GSIs in use (`Vm::msi_gsis_in_use`); filled
+    /// in when asked.
+    pub msi_gsis: u32,
 }
 
 /// What the API thread and the VMM's main loop share.
@@ -66,6 +71,8 @@ pub struct ApiShared {
     /// The VM's disks (with their volumes: limits, metrics), for /vm/disks
     /// and /vm/metrics.
     disks: Mutex<Option<Arc<DiskTable>>>,
+    /// The running boot's VM (weak: a finished boot's VM goes away).
+    vm: Mutex<Weak<Vm>>,
     requests: Mutex<VecDeque<VmRequest>>,
     disk_commands: Mutex<VecDeque<DiskCommand>>,
     event: EventFd,
@@ -85,6 +92,22 @@ impl ApiShared {
     /// Lets the control socket list the disks and change them.
     pub fn set_disks(&self, disks: Arc<DiskTable>) {
         *self.disks.lock().unwrap_or_else(|e| e.into_inner()) = Some(disks);
+    }
+
+    /// The VM of the boot that just started.
+    pub fn set_vm(&self, vm: &Arc<Vm>) {
+        *self.vm.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(vm);
+    }
+
+    fn status(&self) -> VmStatus {
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let vm = self.vm.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
+        status.msi_gsis = vm.map_or(0, |vm| vm.msi_gsis_in_use());
+        status
     }
 
     fn disk_table(&self) -> Option<Arc<DiskTable>> {
@@ -117,6 +140,7 @@ impl ApiShared {
             status: Mutex::new(status),
             imds: Mutex::new(None),
             disks: Mutex::new(None),
+            vm: Mutex::new(Weak::new()),
             requests: Mutex::new(VecDeque::new()),
             disk_commands: Mutex::new(VecDeque::new()),
             event: EventFd::new(EFD_NONBLOCK)?,
@@ -245,11 +269,7 @@ fn route(request: &http::Request, shared: &ApiShared) -> Reply {
         "/vm/metadata" => return metadata(request, shared),
         "/vm" => {
             return if request.method == "GET" {
-                let status = shared
-                    .status
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                let status = shared.status();
                 (
                     200,
                     None,
@@ -347,6 +367,7 @@ pub(crate) mod testing {
             vcpus: 1,
             memory_mib: 64,
             pid: 1,
+            msi_gsis: 0,
         })
         .unwrap()
     }

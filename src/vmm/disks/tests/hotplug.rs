@@ -376,3 +376,26 @@ fn patch_bodies_tell_null_limits_from_absent_ones() {
     .unwrap();
     assert_eq!(bad_limits.validate().map_err(|e| e.status()), Err(400));
 }
+
+#[test]
+fn twenty_attach_detach_cycles_give_back_their_gsis_and_slot() {
+    let mut r = rig(1);
+    let gsis = r.vm.msi_gsis_in_use();
+    let mut slots = Vec::new();
+    for i in 0..20 {
+        let entry = r.attach("vol-cycle").unwrap();
+        assert!(r.vm.msi_gsis_in_use() > gsis, "the device holds vectors");
+        slots.push(entry.slot);
+        // Half of them forced: both paths must give everything back.
+        let detach = DiskOp::Detach {
+            id: "vol-cycle".into(),
+            force: i % 2 == 1,
+        };
+        r.run(detach).unwrap();
+        r.guest_ejects(entry.slot);
+        assert!(r.table.get("vol-cycle").is_none(), "cycle {i}");
+    }
+    assert_eq!(r.vm.msi_gsis_in_use(), gsis, "GSIs leaked");
+    assert!(slots.iter().all(|&s| s == slots[0]), "slots {slots:?}");
+    assert_eq!(r.table.list().len(), 1, "only the boot disk");
+}

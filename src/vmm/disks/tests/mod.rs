@@ -49,7 +49,7 @@ struct Rig {
     table: Arc<DiskTable>,
     dir: PathBuf,
     // Kept alive for the devices (they hold clones; the VM must outlive them).
-    _vm: Arc<Vm>,
+    vm: Arc<Vm>,
 }
 
 fn config_with_disks(dir: &Path, disks: usize) -> VmConfig {
@@ -83,7 +83,7 @@ fn boot(config: &VmConfig, table: Arc<DiskTable>, dir: PathBuf) -> Rig {
         events,
         table,
         dir,
-        _vm: vm,
+        vm,
     }
 }
 
