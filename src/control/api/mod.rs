@@ -91,6 +91,8 @@ pub struct Config {
     /// If set, no instance gets more guest RAM than this, whatever its
     /// type says (small hosts, the emulated test host).
     pub max_instance_memory_mib: Option<u32>,
+    /// Volumes use O_DIRECT (`flint serve --direct-io`).
+    pub direct_io: bool,
 }
 
 impl Default for Config {
@@ -101,6 +103,7 @@ impl Default for Config {
             bridge: "flint0".into(),
             owner_id: "000000000000".into(),
             max_instance_memory_mib: None,
+            direct_io: false,
         }
     }
 }

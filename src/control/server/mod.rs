@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// Cap on any instance's guest memory, whatever its type says.
     #[arg(long, value_name = "MIB")]
     pub max_instance_memory: Option<u32>,
+    /// Open every instance's volumes (root included) with O_DIRECT for
+    /// requests aligned as the host filesystem needs, bypassing the host
+    /// page cache (`flint vmm --disk ...,direct`).
+    #[arg(long)]
+    pub direct_io: bool,
 }
 
 #[derive(Debug, Error)]
@@ -135,6 +140,7 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         subnet: args.subnet.clone(),
         bridge: args.bridge.clone(),
         max_instance_memory_mib: args.max_instance_memory,
+        direct_io: args.direct_io,
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

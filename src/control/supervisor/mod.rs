@@ -96,6 +96,8 @@ pub struct SupervisorConfig {
     /// No guest gets more memory than this (small hosts, the emulated
     /// test host), whatever its instance type says.
     pub max_memory_mib: Option<u64>,
+    /// Volumes (root and data, boot-time and hot-plugged) use O_DIRECT.
+    pub direct_io: bool,
     /// How long a graceful stop may take before the VMM hard-stops the VM
     /// (written into vm.json); the daemon SIGKILLs after `kill_grace` more.
     pub stop_timeout: Duration,
@@ -137,6 +139,7 @@ impl SupervisorConfig {
             nat: false,
             vmm_command,
             max_memory_mib: None,
+            direct_io: false,
             stop_timeout: env_secs("FLINT_STOP_TIMEOUT_S", 300),
             terminate_timeout: env_secs("FLINT_TERMINATE_TIMEOUT_S", 30),
             kill_grace: Duration::from_secs(10),

@@ -149,6 +149,7 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
     let mut image = ImageConfig::new(PathBuf::from(&spec.root.path));
     image.boot_mode = boot_mode;
     image.serial = Some(disk_serial(&spec.root.id));
+    image.direct = cfg.direct_io;
     let layout = &cfg.layout;
     Ok(VmConfig {
         vcpus,
@@ -168,9 +169,7 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
                 id: Some(v.id.clone()),
                 // Filled in by `document` (the limits' JSON shape).
                 limits: None,
-                // EBS volumes go through the host page cache, as the
-                // instance's root volume does.
-                direct: false,
+                direct: cfg.direct_io,
             })
             .collect(),
         nics: vec![NetConfig {

@@ -83,6 +83,9 @@ pub struct ImageConfig {
     /// The root volume's EBS limits (see DiskConfig::limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// O_DIRECT for aligned requests (see DiskConfig::direct).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
 }
 
 fn default_firmware() -> PathBuf {
@@ -98,6 +101,7 @@ impl ImageConfig {
             serial: None,
             id: None,
             limits: None,
+            direct: false,
         }
     }
 
@@ -107,6 +111,7 @@ impl ImageConfig {
             serial: self.serial.clone(),
             id: self.id.clone(),
             limits: self.limits,
+            direct: self.direct,
             ..DiskConfig::new(self.path.clone())
         }
     }

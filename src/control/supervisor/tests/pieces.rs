@@ -144,3 +144,27 @@ fn a_sparse_clone_keeps_data_and_holes_and_grows() {
         std::fs::read(&image).unwrap()
     );
 }
+
+#[test]
+fn direct_io_reaches_hot_plugged_and_boot_time_volumes() {
+    use crate::control::store::volumes::VolumeRecord;
+    use crate::control::supervisor::disks::disk_entry;
+    use crate::vmm::config::ImageConfig;
+    let v = VolumeRecord {
+        id: "vol-0123456789abcdef0".into(),
+        path: "/data/volumes/vol-0123456789abcdef0.raw".into(),
+        volume_type: "gp3".into(),
+        size_gib: 8,
+        ..VolumeRecord::default()
+    };
+    assert_eq!(disk_entry(&v, true)["direct"], true);
+    assert_eq!(disk_entry(&v, false)["direct"], false);
+    // The VMM takes the hot-plug body as it is.
+    let body: crate::vmm::disks::AttachRequest =
+        serde_json::from_value(disk_entry(&v, true)).unwrap();
+    assert!(body.direct);
+    let mut image = ImageConfig::new("/data/volumes/root.raw".into());
+    assert!(!image.disk().direct);
+    image.direct = true;
+    assert!(image.disk().direct, "the root volume too");
+}
