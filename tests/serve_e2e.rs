@@ -10,7 +10,8 @@
 //!   of the debian-12 AMI, ImportKeyPair, RunInstances with user data, the
 //!   console and GetConsoleOutput, SSH with the key, an EBS volume
 //!   hot-attached (mkfs, mount, write), detached, snapshotted, and a volume
-//!   from the snapshot attached with the same data, data across
+//!   from the snapshot attached with the same data, the first volume
+//!   read back on a second instance, data across
 //!   stop/start, SIGKILL of flint serve and re-adoption, stop after
 //!   restart, terminate deleting the root volume and the TAP.
 
@@ -130,6 +131,7 @@ fn serve_runs_instances_for_real_clients() {
         "clients-left-nothing-running",
         "run-instances",
         "running",
+        "run-second-instance",
         "user-data-console",
         "get-console-output",
         "ssh-with-key",
@@ -142,6 +144,9 @@ fn serve_runs_instances_for_real_clients() {
         "volume-from-snapshot",
         "snapshot-data-in-guest",
         "volume-force-detached",
+        "volume-attached-to-second-instance",
+        "volume-read-on-second-instance",
+        "volume-detached-from-second-instance",
         "volume-deleted",
         "stop",
         "stopped",
@@ -155,6 +160,7 @@ fn serve_runs_instances_for_real_clients() {
         "stop-after-restart",
         "terminate",
         "terminated",
+        "second-instance-terminated",
         "root-volume-deleted",
         "tap-removed",
     ] {

@@ -130,6 +130,14 @@ hostname=ip-$(echo "$ip" | tr . -)
     result run-instances fail "$(cat "$FLINT_WORK/run.xml")"
 vol=$(first volumeId <"$FLINT_WORK/run.xml")
 wait_state "$id" running 120 && result running pass || result running fail
+# A second instance, booting while the first one's steps run: it gets a
+# volume the first one wrote.
+ec2 RunInstances $(p "ImageId=$image") -d MinCount=1 -d MaxCount=1 -d InstanceType=t2.micro -d KeyName=e2e \
+    -d ClientToken=serve-e2e-2 >"$FLINT_WORK/run2.xml"
+id2=$(first instanceId <"$FLINT_WORK/run2.xml")
+ip2=$(first privateIpAddress <"$FLINT_WORK/run2.xml")
+[ -n "$id2" ] && [ "$ip2" != "$ip" ] && result run-second-instance pass "id=$id2 ip=$ip2" ||
+    result run-second-instance fail "$(cat "$FLINT_WORK/run2.xml")"
 
 console=$data/instances/$id/console.log
 ( tail -f -n +1 "$console" 2>/dev/null | awk '{ print "[vm] " $0; fflush() }' ) &
@@ -189,6 +197,26 @@ case $out in *flint-ebs-data*) result snapshot-data-in-guest pass ;;
 *) result snapshot-data-in-guest fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
 ec2 DetachVolume -d "VolumeId=$ebs2" -d Force=true >/dev/null
 wait_for volume available 120 vol_status "$ebs2" && result volume-force-detached pass || result volume-force-detached fail
+# The first volume, written and detached by the first instance, on the
+# second one: the data is there.
+if wait_state "$id2" running 300; then
+    ip_first=$ip
+    ip=$ip2
+    ssh_retry true >/dev/null 2>&1 || true
+    ec2 AttachVolume -d "VolumeId=$ebs1" -d "InstanceId=$id2" -d Device=/dev/sdf >/dev/null
+    wait_for attachment attached 120 att_status "$ebs1" && result volume-attached-to-second-instance pass ||
+        result volume-attached-to-second-instance fail
+    out=$(in_guest_disk "$ebs1" 'mkdir -p /mnt/v && mount -o ro $dev /mnt/v && cat /mnt/v/f && umount /mnt/v' 2>&1)
+    case $out in *flint-ebs-data*) result volume-read-on-second-instance pass ;;
+    *) result volume-read-on-second-instance fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
+    ec2 DetachVolume -d "VolumeId=$ebs1" >/dev/null
+    wait_for volume available 180 vol_status "$ebs1" && result volume-detached-from-second-instance pass ||
+        result volume-detached-from-second-instance fail
+    ip=$ip_first
+else
+    result second-instance-running fail
+fi
+ec2 TerminateInstances -d "InstanceId.1=$id2" >/dev/null
 ec2 DeleteVolume -d "VolumeId=$ebs1" >/dev/null
 [ "$(cat "$FLINT_WORK/status")" = 200 ] && result volume-deleted pass || result volume-deleted fail "$(cat "$FLINT_WORK/reply.xml")"
 
@@ -219,6 +247,7 @@ wait_state "$id" stopped 420 && result stop-after-restart pass || result stop-af
 ec2 TerminateInstances -d "InstanceId.1=$id" | grep -q '<name>terminated</name>\|<name>shutting-down</name>' &&
     result terminate pass || result terminate fail
 wait_state "$id" terminated 120 && result terminated pass || result terminated fail
+wait_state "$id2" terminated 120 && result second-instance-terminated pass || result second-instance-terminated fail
 [ ! -e "$data/volumes/$vol.raw" ] && result root-volume-deleted pass || result root-volume-deleted fail
 ip link show "fl${id#i-????}" >/dev/null 2>&1 && result tap-removed fail || result tap-removed pass
 kill "$streamer" 2>/dev/null
