@@ -128,10 +128,14 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
         _ => return Err(InstanceError::Device("no boot source configured".into())),
     };
 
-    let supported = vm
+    let mut supported = vm
         .kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(InstanceError::Kvm)?;
+    // KVM emulates the TSC-deadline timer in its in-kernel LAPIC but leaves
+    // advertising it to userspace (KVM_CAP_TSC_DEADLINE_TIMER).
+    let tsc_deadline = vm.kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
+    crate::vmm::cpu::set_tsc_deadline(&mut supported, tsc_deadline);
     let stop = Arc::new(AtomicBool::new(false));
     let long_mode = Arc::new(AtomicBool::new(false));
     let mut vcpus = Vec::new();

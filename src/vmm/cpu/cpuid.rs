@@ -22,6 +22,24 @@ const EDX_HTT: u32 = 1 << 28;
 const LEVEL_SMT: u32 = 1;
 const LEVEL_CORE: u32 = 2;
 
+const ECX_TSC_DEADLINE: u32 = 1 << 24;
+
+/// Offers (or hides) the TSC-deadline LAPIC timer mode (CPUID.01H:ECX[24]),
+/// which KVM_GET_SUPPORTED_CPUID never reports. Without it a guest falls
+/// back to one-shot LAPIC timer mode, calibrated against the PM timer (an
+/// exit to the VMM per read) and programmed through TMICT on every tick.
+pub fn set_tsc_deadline(cpuid: &mut CpuId, on: bool) {
+    for entry in cpuid.as_mut_slice() {
+        if entry.function == LEAF_FEATURES {
+            if on {
+                entry.ecx |= ECX_TSC_DEADLINE;
+            } else {
+                entry.ecx &= !ECX_TSC_DEADLINE;
+            }
+        }
+    }
+}
+
 /// One socket of `vcpus` single-thread cores; the APIC id is the index.
 pub fn filter_cpuid(cpuid: &mut CpuId, vcpu_index: u8, vcpus: u8) {
     let apic_id = u32::from(vcpu_index);
@@ -138,5 +156,24 @@ mod tests {
         assert_eq!(e[0].ecx & 1, 1, "other bits stay");
         assert_eq!(e[1].ecx, 1);
         assert_eq!((e[2].eax, e[2].edx), (0, 0));
+    }
+
+    #[test]
+    fn tsc_deadline_is_offered_only_when_kvm_has_it() {
+        let mut features = leaf(LEAF_FEATURES, 0);
+        features.ecx = 1;
+        let mut cpuid = CpuId::from_entries(&[features, leaf(LEAF_EXT_TOPOLOGY, 0)]).unwrap();
+        set_tsc_deadline(&mut cpuid, true);
+        assert_eq!(cpuid.as_slice()[0].ecx, 1 | ECX_TSC_DEADLINE);
+        assert_eq!(cpuid.as_slice()[1].ecx, 0, "only leaf 1");
+        set_tsc_deadline(&mut cpuid, false);
+        assert_eq!(cpuid.as_slice()[0].ecx, 1);
+    }
+
+    #[test]
+    fn the_local_kvm_offers_the_tsc_deadline_timer() {
+        // What instance.rs asks before setting the bit.
+        let kvm = kvm_ioctls::Kvm::new().unwrap();
+        assert!(kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer));
     }
 }

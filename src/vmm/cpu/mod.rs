@@ -1,6 +1,7 @@
 //! vCPU set-up: CPUID, MSRs, LAPIC, and the boot vCPU's registers.
 
 mod cpuid;
+pub use cpuid::set_tsc_deadline;
 mod msrs;
 mod regs;
 
