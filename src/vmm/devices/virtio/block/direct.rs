@@ -73,10 +73,13 @@ impl DirectFile {
     /// `mem` and `offset` are powers of two (the kernel reports them so;
     /// anything else is rounded up to one).
     pub fn with_alignment(file: File, mem: u32, offset: u32) -> Self {
+        // A value past 2^31 (none fits in u32) becomes 2 GiB: in effect,
+        // never aligned, so such a file is only used buffered.
+        let pow2 = |a: u32| a.max(1).checked_next_power_of_two().unwrap_or(1 << 31);
         DirectFile {
             file,
-            mem_mask: mem.max(1).next_power_of_two() as usize - 1,
-            offset_mask: u64::from(offset.max(1).next_power_of_two()) - 1,
+            mem_mask: pow2(mem) as usize - 1,
+            offset_mask: u64::from(pow2(offset)) - 1,
         }
     }
 
