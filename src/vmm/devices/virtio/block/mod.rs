@@ -179,14 +179,17 @@ impl BlockMetrics {
         }
     }
 
-    /// Publishes the number of requests in flight (only the thread that
-    /// runs the queue calls this) and moves the idle clock when the volume
-    /// goes idle or busy.
-    pub(crate) fn set_queue_length(&self, n: u64, now: u64) {
-        let was = self.queue_length.load(Ordering::Relaxed);
-        if was == n {
+    /// Moves the number of requests in flight by `delta` (each queue adds
+    /// what it took and subtracts what it finished, so the queues of a
+    /// multi-queue disk add up) and moves the idle clock when the volume
+    /// goes idle or busy. Not an atomic read-modify-write: every queue of
+    /// a volume runs on the VMM's one event-loop thread.
+    pub(crate) fn add_queue_length(&self, delta: i64, now: u64) {
+        if delta == 0 {
             return;
         }
+        let was = self.queue_length.load(Ordering::Relaxed);
+        let n = was.saturating_add_signed(delta);
         self.queue_length.store(n, Ordering::Relaxed);
         let idle = self.idle.load(Ordering::Relaxed);
         if n == 0 && idle & IDLE_FLAG == 0 {

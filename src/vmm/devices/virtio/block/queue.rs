@@ -195,6 +195,8 @@ pub struct QueueHandler {
     gate: Gate,
     active: Option<ActiveQueue>,
     broken: bool,
+    /// Requests in flight last added to the volume's queue length.
+    counted: usize,
 }
 
 impl QueueHandler {
@@ -213,6 +215,7 @@ impl QueueHandler {
             volume,
             active: None,
             broken: false,
+            counted: 0,
         })
     }
 
@@ -293,7 +296,7 @@ impl QueueHandler {
         }
         // A held request goes with the queue (the driver is resetting it).
         self.gate.reset();
-        self.metrics.set_queue_length(0, self.volume.now_ns());
+        self.count_in_flight(0, self.volume.now_ns());
         self.broken = false;
         Some((notify, notify_watch))
     }
@@ -340,11 +343,22 @@ impl QueueHandler {
         self.publish_queue_length(now);
     }
 
-    fn publish_queue_length(&self, now: u64) {
+    fn publish_queue_length(&mut self, now: u64) {
         if let Some(aq) = &self.active {
             let in_flight = aq.slots.len() - aq.free.len();
-            self.metrics.set_queue_length(in_flight as u64, now);
+            self.count_in_flight(in_flight, now);
         }
+    }
+
+    /// Adds this queue's change in requests in flight (taken, not yet
+    /// used) to the volume's queue length, which sums every queue's.
+    fn count_in_flight(&mut self, n: usize, now: u64) {
+        if n == self.counted {
+            return;
+        }
+        self.metrics
+            .add_queue_length(n as i64 - self.counted as i64, now);
+        self.counted = n;
     }
 
     fn check(&mut self, result: Result<(), QueueError>) {

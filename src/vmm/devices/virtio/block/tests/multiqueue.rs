@@ -163,3 +163,49 @@ fn one_volume_limit_is_shared_by_every_queue() {
     assert_eq!(metrics.read_ops, 20);
     assert_eq!(metrics.throttled_ops, 1, "queue 1's sixth is held");
 }
+
+#[test]
+fn queue_length_adds_up_over_queues() {
+    // 200 IOPS: the bucket lets 20 requests go; the 21st on queue 0 and
+    // the first on queue 1 are held, in flight on both queues at once.
+    let limits = Limits {
+        volume_type: VolumeType::Standard,
+        size_gib: 10,
+        iops: None,
+        throughput_mibps: None,
+    };
+    let volume = Volume::new("vol-mq-len", Some(limits)).unwrap();
+    let m = mem();
+    let img = TempImage::new(1 << 20);
+    let c = BlockConfig {
+        volume: Some(volume.clone()),
+        ..mq_cfg(&img, 2)
+    };
+    let mut h = Harness::with_queues(&m, c, 256, false, &[0, 1]);
+    h.select(0);
+    let buf = h.alloc(4096);
+    for i in 0..21 {
+        h.request(VIRTIO_BLK_T_IN, i * 8, &[(buf, 4096, W)]);
+    }
+    h.block.handler(0).process_queue();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.used_idx() < 20 {
+        assert!(Instant::now() < deadline, "only {} done", h.used_idx());
+        std::thread::sleep(Duration::from_millis(1));
+        h.block.handler(0).handle_completions();
+    }
+    assert_eq!(volume.metrics().queue_length, 1);
+    h.select(1);
+    for i in 0..3 {
+        h.request(VIRTIO_BLK_T_IN, i * 8, &[(buf, 4096, W)]);
+    }
+    h.block.handler(1).process_queue();
+    assert_eq!(h.used_idx(), 0, "queue 1's first is held");
+    assert_eq!(
+        volume.metrics().queue_length,
+        2,
+        "one held on each queue (each queue used to overwrite the other's)"
+    );
+    assert!(h.block.reset().is_some());
+    assert_eq!(volume.metrics().queue_length, 0);
+}
