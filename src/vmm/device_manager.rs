@@ -22,6 +22,7 @@ use crate::vmm::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
 };
 use crate::vmm::devices::virtio::VirtioDevice;
+use crate::vmm::devices::virtio::block::IoWork;
 use crate::vmm::devices::virtio::net::Net;
 use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
@@ -137,6 +138,8 @@ pub struct Devices {
     pub subscribers: Vec<Subscriber>,
     /// The disks' devices; they join the event loop through `register`.
     pub disks: DiskDevices,
+    /// The block work of all disks (read by the event loop's policy).
+    pub io_work: Arc<IoWork>,
     pub hotplug: Arc<PciHotplug>,
 }
 
@@ -244,6 +247,7 @@ impl Devices {
                 DiskTable::from_config(config).map_err(|e| DeviceError::Setup(e.to_string()))?,
             ),
         };
+        let io_work = Arc::new(IoWork::default());
         let plug = PlugContext {
             vm: vm.clone(),
             mem: mem.clone(),
@@ -251,6 +255,7 @@ impl Devices {
             pci: pci.clone(),
             hotplug: hotplug.clone(),
             queues: u16::from(config.vcpus),
+            work: io_work.clone(),
         };
         let disks = DiskDevices::build(plug, table).map_err(DeviceError::Setup)?;
 
@@ -284,6 +289,7 @@ impl Devices {
             serial,
             subscribers,
             disks,
+            io_work,
             hotplug,
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::vmm::loop_policy::LoopPolicy;
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use thiserror::Error;
@@ -207,7 +208,9 @@ fn main_loop(
     devices: &mut Devices,
 ) -> Result<Outcome, InstanceError> {
     let mut shutdown_deadline: Option<Instant> = None;
+    let mut policy = LoopPolicy::new(devices.io_work.clone(), config.io_batching);
     loop {
+        policy.before_sleep();
         events
             .run_with_timeout(200)
             .map_err(InstanceError::EventLoop)?;

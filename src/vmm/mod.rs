@@ -20,6 +20,7 @@ pub mod irq;
 pub mod kvm_check;
 pub mod layout;
 pub mod lifecycle;
+pub mod loop_policy;
 pub mod memory;
 pub mod netsvc;
 pub mod pci;

@@ -1,7 +1,8 @@
 # Block I/O benchmark, side by side in one emulated host on one backing
 # file: fio on the host file directly, fio in the test guest under Flint
-# twice (the default, through the host page cache: "flint"; and with the
-# direct option, O_DIRECT: "flint-direct"), and under QEMU (virtio-blk-pci,
+# three times (the default, through the host page cache: "flint"; with the
+# direct option, O_DIRECT: "flint-direct"; and that without I/O
+# batching: "flint-direct-nobatch"), and under QEMU (virtio-blk-pci,
 # aio=io_uring) twice: cache=none (O_DIRECT, "qemu") and cache=writeback
 # ("qemu-wb"). Same kernel, initramfs, vCPUs and memory. Each fio job gives
 # IOPS, KiB/s, p50 and p99 completion latency. Prints FLINT-METRIC lines;
@@ -63,9 +64,13 @@ run_guest() {
     collect "$name"
 }
 
-for direct in "" ",direct"; do
-    run_guest "flint${direct:+-direct}" "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
-        --vcpus 2 --memory 512 --console stdio --disk "$data$direct" --disk "$tools,ro" \
+# NAME DISK-OPTIONS VMM-FLAGS; flint-direct-nobatch serves every kick and
+# completion at once (--no-io-batching): the comparison for the event
+# loop's batching (src/vmm/loop_policy.rs).
+for run in "flint" "flint-direct ,direct" "flint-direct-nobatch ,direct --no-io-batching"; do
+    set -- $run
+    run_guest "$1" "$FLINT_BIN" vmm ${3:-} --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \
+        --vcpus 2 --memory 512 --console stdio --disk "$data${2:-}" --disk "$tools,ro" \
         --disk "$FLINT_GUEST_SCRIPT_DISK,ro" --cmdline "$cmd"
 done
 for cache in none writeback; do

@@ -187,6 +187,7 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
         on_reboot: RebootAction::Restart,
         shutdown_timeout_s: cfg.stop_timeout.as_secs().max(1),
         seccomp: true,
+        io_batching: true,
     })
 }
 

@@ -80,6 +80,10 @@ pub struct VmmArgs {
     /// Do not install seccomp filters (debugging only).
     #[arg(long)]
     pub no_seccomp: bool,
+    /// Serve every guest kick and I/O completion at once: never let the
+    /// event loop batch block I/O (see src/vmm/loop_policy.rs).
+    #[arg(long)]
+    pub no_io_batching: bool,
 }
 
 impl VmmArgs {
@@ -186,6 +190,9 @@ impl VmmArgs {
         }
         if self.no_seccomp {
             config.seccomp = false;
+        }
+        if self.no_io_batching {
+            config.io_batching = false;
         }
         Ok(config)
     }

@@ -65,6 +65,11 @@ pub struct VmConfig {
     pub shutdown_timeout_s: u64,
     #[serde(default = "default_true")]
     pub seccomp: bool,
+    /// Let the event loop batch block I/O when that pays (see
+    /// `vmm::loop_policy`); false: every kick and completion is served as
+    /// soon as the scheduler allows.
+    #[serde(default = "default_true")]
+    pub io_batching: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -23,7 +23,7 @@ use super::{AttachRequest, DiskEntry, DiskOp, DiskOpError, DiskReply, DiskState}
 use crate::vmm::acpi::PciHotplug;
 use crate::vmm::bus::{Bus, BusDevice, SharedDevice};
 use crate::vmm::device_manager::{Subscriber, slot_bar};
-use crate::vmm::devices::virtio::block::{Block, BlockConfig, SECTOR_SHIFT, Volume};
+use crate::vmm::devices::virtio::block::{Block, BlockConfig, IoWork, SECTOR_SHIFT, Volume};
 use crate::vmm::layout::{PCI_MMIO32_SIZE, PCI_MMIO32_START, PCI_SLOTS};
 use crate::vmm::memory::GuestMemoryMmap;
 use crate::vmm::pci::{PciDevice, PciRoot, VirtioPciDevice, virtio_pci};
@@ -47,6 +47,8 @@ pub struct PlugContext {
     pub hotplug: Arc<PciHotplug>,
     /// Request queues per disk: one per vCPU (capped by the device).
     pub queues: u16,
+    /// Where every disk's queues count their work.
+    pub work: Arc<IoWork>,
 }
 
 pub struct DiskDevices {
@@ -93,7 +95,7 @@ impl DiskDevices {
             entries.clone()
         };
         for entry in entries {
-            let block = match open(&entry, disks.ctx.queues) {
+            let block = match open(&entry, &disks.ctx) {
                 Ok(block) => block,
                 // A disk of the config must be there; one attached later
                 // whose file went away is detached, not fatal to the VM.
@@ -194,7 +196,7 @@ impl DiskDevices {
             root: false,
             hotplugged: true,
         };
-        let block = open(&entry, self.ctx.queues).map_err(DiskOpError::CannotOpen)?;
+        let block = open(&entry, &self.ctx).map_err(DiskOpError::CannotOpen)?;
         let bar = self.free_bar(slot).ok_or(DiskOpError::NoFreeSlot)?;
         self.plug(entry.id(), slot, bar, block)
             .map_err(DiskOpError::Device)?;
@@ -341,16 +343,17 @@ impl DiskDevices {
     }
 }
 
-/// Opens the backing file of `entry` as a virtio-blk device with `queues`
-/// request queues.
-fn open(entry: &DiskEntry, queues: u16) -> Result<Arc<Mutex<Block>>, String> {
+/// Opens the backing file of `entry` as a virtio-blk device with the
+/// context's number of request queues.
+fn open(entry: &DiskEntry, ctx: &PlugContext) -> Result<Arc<Mutex<Block>>, String> {
     Block::new(BlockConfig {
         path: entry.path.clone(),
         read_only: entry.read_only,
         serial: entry.serial.clone(),
         volume: Some(entry.volume.clone()),
-        num_queues: queues,
+        num_queues: ctx.queues,
         direct: entry.direct,
+        work: ctx.work.clone(),
     })
     .map(|b| Arc::new(Mutex::new(b)))
     .map_err(|e| format!("disk {}: {e}", entry.id()))

@@ -125,6 +125,7 @@ impl Block {
             read_only: cfg.read_only,
             id,
             zero_range_unsupported: AtomicBool::new(false),
+            work: cfg.work,
         });
         let volume = match cfg.volume {
             Some(v) => v,

@@ -28,6 +28,7 @@ mod device;
 mod direct;
 mod engine;
 mod gate;
+mod io_work;
 mod queue;
 mod request;
 pub mod throttle;
@@ -43,6 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Used by the VMM core once it wires disks up.
 #[allow(unused_imports)]
 pub use device::{Block, BlockError};
+pub use io_work::IoWork;
 pub use volume::{Volume, VolumeError, VolumeMetrics};
 
 /// The unit of capacity and of the request `sector` field, whatever the
@@ -83,6 +85,9 @@ pub struct BlockConfig {
     /// Bypass the host page cache (O_DIRECT) for every request aligned as
     /// the host filesystem needs; the rest go through the page cache.
     pub direct: bool,
+    /// Where its queues count the work they do (shared by every disk of
+    /// the VMM; the default is a counter of its own).
+    pub work: std::sync::Arc<IoWork>,
 }
 
 /// Per-device counters, readable from any thread while the device runs.

@@ -25,6 +25,7 @@ use vmm_sys_util::eventfd::EventFd;
 use super::direct::DirectFile;
 use super::engine::{Engine, EngineError, Submitted};
 use super::gate::{self, Gate};
+use super::io_work::IoWork;
 use super::request::{DiskLimits, Range, Request, RequestType};
 use super::volume::Volume;
 use super::{BlockMetrics, SECTOR_SHIFT, SERIAL_MAX_LEN};
@@ -51,6 +52,8 @@ pub struct Disk {
     /// for one); write-zeroes then punches holes, which reads back as
     /// zeroes too.
     pub zero_range_unsupported: AtomicBool,
+    /// The VMM-wide count of requests taken and completions reaped.
+    pub work: Arc<IoWork>,
 }
 
 impl Disk {
@@ -411,6 +414,7 @@ impl QueueHandler {
                     break;
                 };
                 aq.free.pop();
+                self.disk.work.add(1);
                 let slot = &mut aq.slots[usize::from(idx)];
                 slot.clear_progress();
                 slot.started = now;
@@ -476,6 +480,7 @@ impl QueueHandler {
     fn complete_and_continue(&mut self, now: u64) -> Result<(), QueueError> {
         let mut used = false;
         while let Some((ud, res)) = self.engine.pop() {
+            self.disk.work.add(1);
             let aq = self.active.as_mut().ok_or(QueueError::Inactive)?;
             let idx = (ud & 0xffff) as u16;
             let range = ((ud >> 16) & 0xffff) as usize;

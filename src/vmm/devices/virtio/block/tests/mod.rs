@@ -124,6 +124,7 @@ fn cfg(img: &TempImage) -> BlockConfig {
         volume: None,
         num_queues: 1,
         direct: false,
+        work: Default::default(),
     }
 }
 

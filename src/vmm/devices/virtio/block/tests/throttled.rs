@@ -402,3 +402,35 @@ fn the_event_loop_routes_the_timer_and_live_limit_changes() {
     assert!(reqs.iter().all(|&(_, st)| h.byte(st) == OK));
     assert_eq!(vol.metrics().read_ops, 30);
 }
+
+#[test]
+fn queue_length_adds_up_over_queues() {
+    // The bucket (200 IOPS, a fake clock that never moves) lets 20
+    // requests go: the 21st on queue 0 and the first on queue 1 are held,
+    // in flight on both queues at once.
+    let m = mem();
+    let img = TempImage::new(1 << 20);
+    let clock = Arc::new(FakeClock::default());
+    let vol = volume(Some(standard()), &clock);
+    let c = BlockConfig {
+        num_queues: 2,
+        ..limited_cfg(&img, &vol)
+    };
+    let mut h = Harness::with_queues(&m, c, QSIZE, false, &[0, 1]);
+    h.select(0);
+    reads(&mut h, 21);
+    h.block.handler(0).process_queue();
+    settle(&mut h, 20);
+    assert_eq!(vol.metrics().queue_length, 1);
+    h.select(1);
+    reads(&mut h, 3);
+    h.block.handler(1).process_queue();
+    assert_eq!(h.used_idx(), 0, "queue 1's first is held");
+    assert_eq!(
+        vol.metrics().queue_length,
+        2,
+        "one held on each queue (each queue used to overwrite the other's)"
+    );
+    assert!(h.block.reset().is_some());
+    assert_eq!(vol.metrics().queue_length, 0);
+}
