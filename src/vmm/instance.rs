@@ -224,6 +224,7 @@ fn main_loop(
         }
         // Ejections first: a slot the guest let go of is free for an attach.
         devices.disks.collect_ejected(events);
+        devices.disks.poll_hotplug(Instant::now());
         while let Some(command) = controls.api.and_then(|a| a.next_disk_command()) {
             let result = devices.disks.execute(command.op, events);
             // The caller may have given up; nothing to undo then.

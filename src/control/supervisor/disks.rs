@@ -143,6 +143,7 @@ impl Supervisor {
             .name(format!("eject-{volume_id}"))
             .spawn(move || {
                 let mut last_error = Instant::now() - Duration::from_secs(60);
+                let mut last_wait = String::new();
                 loop {
                     if !sup.has_process(&instance_id) || !sup.is_detaching(&volume_id, &instance_id)
                     {
@@ -153,7 +154,20 @@ impl Supervisor {
                             sup.finish_detach(&instance_id, &volume_id);
                             return;
                         }
-                        Ok(Some(_)) => {}
+                        Ok(Some(entry)) => {
+                            // Why the guest has not let go yet, when it changes.
+                            let wait = entry
+                                .get("eject_wait")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            if wait != last_wait {
+                                eprintln!(
+                                    "flint serve: volume {volume_id}: detaching from {instance_id}: {}",
+                                    if wait.is_empty() { "waiting" } else { wait }
+                                );
+                                last_wait = wait.to_string();
+                            }
+                        }
                         Err(e) if last_error.elapsed() > Duration::from_secs(30) => {
                             eprintln!("flint serve: volume {volume_id}: {e}");
                             last_error = Instant::now();

@@ -31,7 +31,7 @@ mod tables;
 // these (like `dead_code` in vmm/mod.rs, for items that land before users).
 #[allow(unused_imports)]
 pub use dsdt::{GPE_PCI_HOTPLUG, pci_intx_gsi};
-pub use pci_hotplug::{PciHotplug, PciHotplugPorts};
+pub use pci_hotplug::{EjectWait, PciHotplug, PciHotplugPorts};
 #[allow(unused_imports)]
 pub use pm::{GpeDevice, PM_TIMER_HZ, PmDevice, PmError, SLP_TYP_S5};
 #[allow(unused_imports)]

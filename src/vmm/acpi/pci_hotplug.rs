@@ -14,8 +14,20 @@
 //! once, in the vCPU thread that wrote B0EJ, so the guest sees an empty
 //! slot immediately; the VMM's main loop, woken through [`PciHotplug::event`],
 //! then finishes the removal (event loop, host resources).
+//!
+//! A GPE can be missed: one raised while firmware or a bootloader runs is
+//! never looked at, and ACPICA clears a GPE's status when the OS enables
+//! it, so one raised before the guest's ACPI is up is lost. PCIU and PCID
+//! keep the requests, so [`PciHotplug::resignal`] raises the GPE again
+//! (after 1 s, then backing off to 16 s) until the guest has acted on them.
+//!
+//! Only a slot the host asked to eject is ejected: a B0EJ write for any
+//! other slot (a guest that powers a slot off by itself, or a late second
+//! eject notification for a slot that has a new device by now) changes
+//! nothing. Whether a disk is attached is the host's decision, as on EC2.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
@@ -42,12 +54,44 @@ pub enum HotplugError {
     EventFd(std::io::Error),
 }
 
+/// The first wait before a request the guest has not acted on is
+/// signalled again; each later wait doubles, up to [`RESIGNAL_MAX`].
+const RESIGNAL_FIRST: Duration = Duration::from_secs(1);
+const RESIGNAL_MAX: Duration = Duration::from_secs(16);
+
 #[derive(Default)]
 struct Registers {
     up: u32,
     down: u32,
+    /// Slots whose eject request the guest has read (PCID) since it was made.
+    down_seen: u32,
     /// Slots the guest ejected that the main loop has not collected yet.
     ejected: u32,
+    /// When pending requests were last signalled, and the wait before the
+    /// next signal.
+    signalled: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Registers {
+    fn signalled_now(&mut self) {
+        self.signalled = Some(Instant::now());
+        self.backoff = RESIGNAL_FIRST;
+    }
+}
+
+/// Why an eject the host asked for has not happened yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EjectWait {
+    /// The guest does not listen for hot-plug events: firmware or a
+    /// bootloader runs, its OS has not enabled ACPI hot-plug yet, or it
+    /// masked the event. The request is signalled again until it listens.
+    GuestNotListening,
+    /// Signalled; the guest has not read the request yet.
+    NotRead,
+    /// The guest read the request and has not ejected the device: it is
+    /// unbinding its driver, or holding the device.
+    GuestHolding,
 }
 
 pub struct PciHotplug {
@@ -92,14 +136,23 @@ impl PciHotplug {
     /// Tells the guest a device appeared in `slot` (already on the bus).
     pub fn request_insert(&self, slot: u8) -> Result<(), HotplugError> {
         let bit = self.bit(slot)?;
-        self.regs().up |= bit;
+        {
+            let mut regs = self.regs();
+            regs.up |= bit;
+            regs.signalled_now();
+        }
         Ok(self.pm.set_gpe(GPE_PCI_HOTPLUG)?)
     }
 
     /// Asks the guest to let go of `slot`; asking again re-sends the request.
     pub fn request_eject(&self, slot: u8) -> Result<(), HotplugError> {
         let bit = self.bit(slot)?;
-        self.regs().down |= bit;
+        {
+            let mut regs = self.regs();
+            regs.down |= bit;
+            regs.down_seen &= !bit;
+            regs.signalled_now();
+        }
         Ok(self.pm.set_gpe(GPE_PCI_HOTPLUG)?)
     }
 
@@ -110,7 +163,46 @@ impl PciHotplug {
             let mut regs = self.regs();
             regs.up &= !bit;
             regs.down &= !bit;
+            regs.down_seen &= !bit;
         }
+    }
+
+    /// Raises the GPE again if requests are pending and the guest has not
+    /// acted on them since the last signal (see the module docs). Called
+    /// by the main loop, at least every few hundred milliseconds.
+    pub fn resignal(&self, now: Instant) {
+        {
+            let mut regs = self.regs();
+            if regs.up | regs.down == 0 {
+                regs.signalled = None;
+                return;
+            }
+            let due = regs
+                .signalled
+                .is_none_or(|at| now.saturating_duration_since(at) >= regs.backoff);
+            if !due {
+                return;
+            }
+            regs.signalled = Some(now);
+            regs.backoff = (regs.backoff * 2).clamp(RESIGNAL_FIRST, RESIGNAL_MAX);
+        }
+        // The hot-plug GPE is a valid GPE number: this cannot fail.
+        let _ = self.pm.set_gpe(GPE_PCI_HOTPLUG);
+    }
+
+    /// Why the eject of `slot` is still pending (None: none is).
+    pub fn eject_wait(&self, slot: u8) -> Option<EjectWait> {
+        let bit = self.bit(slot).ok()?;
+        let (down, seen) = {
+            let regs = self.regs();
+            (regs.down & bit != 0, regs.down_seen & bit != 0)
+        };
+        Some(match (down, seen) {
+            (false, _) => return None,
+            (true, true) => EjectWait::GuestHolding,
+            (true, false) if !self.pm.gpe_enabled(GPE_PCI_HOTPLUG) => EjectWait::GuestNotListening,
+            (true, false) => EjectWait::NotRead,
+        })
     }
 
     /// The slots the guest ejected since the last call.
@@ -125,15 +217,18 @@ impl PciHotplug {
     }
 
     fn eject(&self, bits: u32) {
-        let bits = bits & self.slots;
-        if bits == 0 {
-            return;
-        }
-        {
+        let bits = {
             let mut regs = self.regs();
+            // Only the slots the host asked to eject (module docs).
+            let bits = bits & self.slots & regs.down;
             regs.down &= !bits;
+            regs.down_seen &= !bits;
             regs.up &= !bits;
             regs.ejected |= bits;
+            bits
+        };
+        if bits == 0 {
+            return;
         }
         // Lock order: this register lock is released before the bus's.
         let mut pci = self.pci.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,9 +251,14 @@ impl BusDevice for PciHotplugPorts {
             let mut regs = self.0.regs();
             bytes[PCIU as usize..][..4].copy_from_slice(&regs.up.to_le_bytes());
             bytes[PCID as usize..][..4].copy_from_slice(&regs.down.to_le_bytes());
-            // Reading PCIU (any of its bytes) hands the insertions over.
+            // Reading PCIU (any of its bytes) hands the insertions over;
+            // reading PCID tells that the guest has seen the eject requests.
+            let end = offset.saturating_add(data.len() as u64);
             if offset < PCID && !data.is_empty() {
                 regs.up = 0;
+            }
+            if offset < PCID + 4 && end > PCID {
+                regs.down_seen |= regs.down;
             }
         }
         for (i, b) in data.iter_mut().enumerate() {
@@ -272,6 +372,93 @@ mod tests {
     }
 
     #[test]
+    fn an_eject_the_host_did_not_ask_for_changes_nothing() {
+        let (mut ports, _, _, mmio) = setup(0b1100);
+        let pci = ports.0.pci.clone();
+        let dev = Arc::new(Mutex::new(Dummy));
+        mmio.insert(dev.clone(), 0x10_0000, 0x1000).unwrap();
+        pci.lock()
+            .unwrap()
+            .add_device(2, dev.clone(), Some(dev))
+            .unwrap();
+        // A guest that powers slot 2 off by itself (acpiphp's sysfs
+        // "power" file runs _EJ0 too), and a late second notification.
+        ports.write(B0EJ, &(1u32 << 2).to_le_bytes());
+        assert!(pci.lock().unwrap().occupied(2), "still attached");
+        assert!(!mmio.is_free(0x10_0000, 0x1000), "BAR still mapped");
+        assert_eq!(ports.0.take_ejected(), 0);
+        // Asked for slot 3, the guest writes slot 2's bit as well.
+        ports.0.request_eject(3).unwrap();
+        ports.write(B0EJ, &0b1100u32.to_le_bytes());
+        assert!(pci.lock().unwrap().occupied(2));
+        assert_eq!(ports.0.take_ejected(), 1 << 3);
+        // Ejected once: a second _EJ0 for slot 3 is nothing.
+        ports.write(B0EJ, &(1u32 << 3).to_le_bytes());
+        assert_eq!(ports.0.take_ejected(), 0);
+    }
+
+    #[test]
+    fn missed_requests_are_signalled_again_with_backoff() {
+        let (mut ports, sci, pm, _) = setup(0b100);
+        let mut gpe = pm.gpe_device();
+        let clear = |gpe: &mut crate::vmm::acpi::GpeDevice| gpe.write(0, &[1 << GPE_PCI_HOTPLUG]);
+        let pending = |gpe: &mut crate::vmm::acpi::GpeDevice| {
+            let mut b = [0u8];
+            gpe.read(0, &mut b);
+            b[0] & (1 << GPE_PCI_HOTPLUG) != 0
+        };
+        // Raised while the guest's OS is not listening (firmware, early
+        // boot): then ACPICA clears the status as it enables the GPE.
+        ports.0.request_eject(2).unwrap();
+        assert_eq!(ports.0.eject_wait(2), Some(EjectWait::GuestNotListening));
+        clear(&mut gpe);
+        gpe.write(2, &[1 << GPE_PCI_HOTPLUG]);
+        assert!(!sci.level.load(Ordering::SeqCst), "lost");
+        assert_eq!(ports.0.eject_wait(2), Some(EjectWait::NotRead));
+        let t0 = Instant::now();
+        ports.0.resignal(t0);
+        assert!(!pending(&mut gpe), "not before the first wait");
+        ports.0.resignal(t0 + RESIGNAL_FIRST);
+        assert!(
+            pending(&mut gpe) && sci.level.load(Ordering::SeqCst),
+            "signalled again"
+        );
+        clear(&mut gpe);
+        // The waits double: 2 s after that one, not 1 s.
+        ports.0.resignal(t0 + RESIGNAL_FIRST * 2);
+        assert!(!pending(&mut gpe));
+        ports.0.resignal(t0 + RESIGNAL_FIRST * 3);
+        assert!(pending(&mut gpe));
+        clear(&mut gpe);
+        // The guest's PCNT reads PCID: it has seen the request.
+        assert_eq!(read32(&mut ports, PCID), 1 << 2);
+        assert_eq!(ports.0.eject_wait(2), Some(EjectWait::GuestHolding));
+        // Capped at RESIGNAL_MAX.
+        let mut t = t0 + RESIGNAL_FIRST * 3;
+        for _ in 0..10 {
+            t += RESIGNAL_MAX;
+            ports.0.resignal(t);
+            assert!(pending(&mut gpe));
+            clear(&mut gpe);
+        }
+        // Ejected: nothing more to signal or wait for.
+        ports.write(B0EJ, &(1u32 << 2).to_le_bytes());
+        assert_eq!(ports.0.eject_wait(2), None);
+        ports.0.resignal(t + RESIGNAL_MAX * 2);
+        assert!(!pending(&mut gpe));
+        // An insertion the guest never read (PCIU) is signalled again too.
+        ports.0.request_insert(2).unwrap();
+        clear(&mut gpe);
+        ports.0.resignal(Instant::now() + RESIGNAL_FIRST);
+        assert!(pending(&mut gpe));
+        clear(&mut gpe);
+        assert_eq!(read32(&mut ports, PCIU), 1 << 2);
+        ports.0.resignal(Instant::now() + RESIGNAL_MAX * 4);
+        assert!(!pending(&mut gpe), "handed over");
+        assert_eq!(ports.0.eject_wait(9), None, "not a hot-plug slot");
+    }
+
+    #[test]
     fn guest_cannot_eject_other_slots_and_odd_accesses_are_harmless() {
         let (mut ports, _, _, _) = setup(0b100);
         let pci = ports.0.pci.clone();
@@ -281,7 +468,11 @@ mod tests {
             .unwrap();
         ports.write(B0EJ, &u32::MAX.to_le_bytes());
         assert!(pci.lock().unwrap().occupied(3), "slot 3 is not hot-plug");
-        assert_eq!(ports.0.take_ejected(), 1 << 2, "only hot-plug slots");
+        assert_eq!(ports.0.take_ejected(), 0, "nothing was asked to be ejected");
+        ports.0.request_eject(2).unwrap();
+        ports.write(B0EJ, &u32::MAX.to_le_bytes());
+        assert!(pci.lock().unwrap().occupied(3), "slot 3 is not hot-plug");
+        assert_eq!(ports.0.take_ejected(), 1 << 2, "only the requested slot");
         ports.write(B0EJ + 3, &[0xff, 0xff]);
         ports.write(u64::MAX, &[0xff; 4]);
         ports.write(PCIU, &[0xff; 4]);

@@ -267,6 +267,12 @@ impl PmDevice {
         Ok(())
     }
 
+    /// Whether the guest has enabled GPE0 bit `gpe` (its OS listens for
+    /// that event: ACPI is up and the GPE is not masked).
+    pub fn gpe_enabled(&self, gpe: u8) -> bool {
+        gpe < GPE_COUNT && lock(&self.state).gpe_en[usize::from(gpe / 8)] & (1 << (gpe % 8)) != 0
+    }
+
     /// Back to power-on state (VM reset): nothing enabled or pending, SCI low.
     /// The PM timer keeps running, as it does across a reset on hardware.
     pub fn reset(&self) {
@@ -484,6 +490,13 @@ mod tests {
         pm.press_power_button();
         write(&mut gpe, 0, 1, 0b10);
         assert!(level(&sci), "power button still pending");
+        // Whether the guest listens for a GPE: its enable bit.
+        write(&mut gpe, GPE_HALF as u64, 1, 0b10);
+        assert!(pm.gpe_enabled(1));
+        assert!(!pm.gpe_enabled(9));
+        assert!(!pm.gpe_enabled(GPE_COUNT));
+        write(&mut gpe, GPE_HALF as u64, 1, 0);
+        assert!(!pm.gpe_enabled(1));
     }
 
     #[test]

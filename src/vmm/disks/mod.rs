@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::vmm::acpi::EjectWait;
 use crate::vmm::config::{VmConfig, valid_disk_id, valid_serial};
 use crate::vmm::device_manager::disk_slot;
 use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
@@ -52,6 +53,8 @@ pub struct DiskEntry {
     pub root: bool,
     /// Attached through the control socket (not in the VM's config).
     pub hotplugged: bool,
+    /// While detaching: why the guest has not ejected it yet.
+    pub eject_wait: Option<EjectWait>,
     /// Its id, limits, size and counters, handed to the block device of
     /// each boot.
     pub volume: Arc<Volume>,
@@ -84,7 +87,20 @@ impl PartialEq for DiskEntry {
     }
 }
 
-/// `{"id","path","read_only","direct","serial","slot","state","size_bytes","limits"}`
+/// The wire name of an [`EjectWait`].
+fn eject_wait_name(w: EjectWait) -> &'static str {
+    match w {
+        EjectWait::GuestNotListening => "guest-not-listening",
+        EjectWait::NotRead => "not-read",
+        EjectWait::GuestHolding => "guest-holding",
+    }
+}
+
+/// `{"id","path","read_only","direct","serial","slot","state","size_bytes","limits"}`,
+/// and `"eject_wait"` while detaching: `guest-not-listening` (firmware,
+/// early boot or the hot-plug event masked: the request is signalled again
+/// until the guest listens), `not-read`, `guest-holding` (the guest read
+/// the request and has not ejected: unbinding its driver, or holding it).
 impl Serialize for DiskEntry {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -98,6 +114,8 @@ impl Serialize for DiskEntry {
             state: DiskState,
             size_bytes: u64,
             limits: Option<Limits>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            eject_wait: Option<&'static str>,
         }
         Wire {
             id: self.id(),
@@ -109,6 +127,7 @@ impl Serialize for DiskEntry {
             state: self.state,
             size_bytes: self.size_bytes(),
             limits: self.limits(),
+            eject_wait: self.eject_wait.map(eject_wait_name),
         }
         .serialize(s)
     }
@@ -295,6 +314,7 @@ impl DiskTable {
                     state: DiskState::Attached,
                     root: i == 0 && config.image.is_some(),
                     hotplugged: false,
+                    eject_wait: None,
                 })
             })
             .collect::<Result<_, VolumeError>>()?;

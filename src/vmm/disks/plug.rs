@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use event_manager::{EventManager, SubscriberId, SubscriberOps};
 
@@ -195,6 +196,7 @@ impl DiskDevices {
             state: DiskState::Attached,
             root: false,
             hotplugged: true,
+            eject_wait: None,
         };
         let block = open(&entry, &self.ctx).map_err(DiskOpError::CannotOpen)?;
         let bar = self.free_bar(slot).ok_or(DiskOpError::NoFreeSlot)?;
@@ -318,6 +320,21 @@ impl DiskDevices {
             .collect();
         for id in gone {
             self.remove(&id, events);
+        }
+    }
+
+    /// Signals pending hot-plug requests again if the guest missed them,
+    /// and records why each detaching disk is still there. Called on
+    /// every pass of the main loop.
+    pub fn poll_hotplug(&self, now: Instant) {
+        let hotplug = &self.ctx.hotplug;
+        hotplug.resignal(now);
+        let mut entries = self.table.lock();
+        for e in entries.iter_mut() {
+            e.eject_wait = match e.state {
+                DiskState::Detaching => hotplug.eject_wait(e.slot),
+                _ => None,
+            };
         }
     }
 

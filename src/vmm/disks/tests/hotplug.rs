@@ -1,8 +1,9 @@
 //! Hot-plug bookkeeping on the real device set.
 
 use super::*;
-use crate::vmm::acpi::GPE_PCI_HOTPLUG;
+use crate::vmm::acpi::{EjectWait, GPE_PCI_HOTPLUG};
 use crate::vmm::device_manager::slot_bar;
+use crate::vmm::layout::GPE0_BLOCK_LEN;
 
 #[test]
 fn boot_disks_are_listed_with_ids_slots_and_sizes() {
@@ -140,6 +141,59 @@ fn attach_then_detach_through_the_guest_eject() {
 }
 
 #[test]
+fn a_detach_says_why_it_waits_and_a_missed_request_is_signalled_again() {
+    let mut r = rig(1);
+    // Attached while the guest does not listen yet (firmware, early boot).
+    r.attach("vol-early").unwrap();
+    r.run(DiskOp::Detach {
+        id: "vol-early".into(),
+        force: false,
+    })
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    r.devices.disks.poll_hotplug(t0);
+    let entry = r.table.get("vol-early").unwrap();
+    assert_eq!(entry.eject_wait, Some(EjectWait::GuestNotListening));
+    let wire = serde_json::to_value(&entry).unwrap();
+    assert_eq!(wire["eject_wait"], "guest-not-listening");
+    // The guest's ACPI comes up: it clears the stale status and enables
+    // the hot-plug GPE, so the first signal is lost.
+    r.pio_write8(PORT_GPE0, 1 << GPE_PCI_HOTPLUG);
+    r.pio_write8(PORT_GPE0 + GPE0_BLOCK_LEN / 2, 1 << GPE_PCI_HOTPLUG);
+    assert_eq!(r.gpe_status() & (1 << GPE_PCI_HOTPLUG), 0);
+    r.devices.disks.poll_hotplug(t0);
+    assert_eq!(
+        r.table.get("vol-early").unwrap().eject_wait,
+        Some(EjectWait::NotRead)
+    );
+    // The main loop signals it again.
+    r.devices
+        .disks
+        .poll_hotplug(t0 + std::time::Duration::from_secs(2));
+    assert_ne!(r.gpe_status() & (1 << GPE_PCI_HOTPLUG), 0);
+    // PCNT reads PCIU and PCID: seen, not yet ejected.
+    let _ = r.pio_read32(PORT_PCI_HOTPLUG);
+    assert_eq!(r.pio_read32(PORT_PCI_HOTPLUG + 4), 1 << 2);
+    r.devices.disks.poll_hotplug(t0);
+    let entry = r.table.get("vol-early").unwrap();
+    assert_eq!(entry.eject_wait, Some(EjectWait::GuestHolding));
+    assert_eq!(
+        serde_json::to_value(&entry).unwrap()["eject_wait"],
+        "guest-holding"
+    );
+    r.guest_ejects(2);
+    assert!(r.table.get("vol-early").is_none());
+    // An attached disk's wire form has no eject_wait.
+    let boot = r.table.list().remove(0);
+    assert!(
+        serde_json::to_value(&boot)
+            .unwrap()
+            .get("eject_wait")
+            .is_none()
+    );
+}
+
+#[test]
 fn the_guest_may_move_a_hot_plugged_bar_and_unplug_follows_it() {
     let mut r = rig(0);
     let entry = r.attach("vol-moved").unwrap();
@@ -169,11 +223,15 @@ fn the_guest_may_move_a_hot_plugged_bar_and_unplug_follows_it() {
 }
 
 #[test]
-fn guest_initiated_eject_removes_a_boot_disk_too() {
+fn an_eject_the_host_did_not_ask_for_changes_nothing() {
     let mut r = rig(2);
+    let before = r.pci_id(2);
+    assert_ne!(before, EMPTY);
+    // A guest that powers a slot off by itself: the disk stays attached
+    // (the host decides what is attached, as on EC2).
     r.guest_ejects(2);
-    assert_eq!(r.pci_id(2), EMPTY);
-    assert_eq!(r.table.list().len(), 1);
+    assert_eq!(r.pci_id(2), before);
+    assert_eq!(r.table.list().len(), 2);
     // Slot 5 holds NICs: never a hot-plug slot, its eject is ignored.
     r.pio_write32(PORT_PCI_HOTPLUG + 8, 1 << 5);
     assert_eq!(r.devices.hotplug.take_ejected(), 0);

@@ -122,6 +122,10 @@ impl Rig {
         u32::from_le_bytes(b)
     }
 
+    fn pio_write8(&self, port: u16, value: u8) {
+        assert!(self.devices.pio.write(u64::from(port), &[value]));
+    }
+
     fn pio_write32(&self, port: u16, value: u32) {
         assert!(
             self.devices
