@@ -14,9 +14,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::super::ec2::sha256::sha256;
 use super::codec::{base64_decode, base64_encode, colon_hex, md5, sha1};
 
 #[derive(Debug, Error)]
@@ -124,7 +124,7 @@ impl PublicKey {
     }
 
     pub fn sha256_fingerprint(&self) -> String {
-        base64_encode(&sha256(&self.blob))
+        base64_encode(&Sha256::digest(&self.blob))
     }
 
     /// EC2's fingerprint of an imported key.
