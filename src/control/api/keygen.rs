@@ -14,10 +14,12 @@
 use std::path::Path;
 use std::process::Command;
 
+use md5::Md5;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::codec::{base64_decode, base64_encode, colon_hex, md5, sha1};
+use super::codec::{base64_decode, base64_encode, colon_hex};
 
 #[derive(Debug, Error)]
 pub enum KeyError {
@@ -93,7 +95,7 @@ fn generate_in(key_type: KeyType, dir: &Path) -> Result<GeneratedKey, KeyError> 
     let fingerprint = match key_type {
         KeyType::Rsa => {
             let pkcs1 = pem_body(&private_key, "RSA PRIVATE KEY")?;
-            colon_hex(&sha1(&pkcs8_from_pkcs1(&pkcs1)))
+            colon_hex(&Sha1::digest(pkcs8_from_pkcs1(&pkcs1)))
         }
         KeyType::Ed25519 => public.sha256_fingerprint(),
     };
@@ -130,7 +132,7 @@ impl PublicKey {
     /// EC2's fingerprint of an imported key.
     pub fn import_fingerprint(&self) -> String {
         match (&self.key_type, &self.rsa) {
-            (KeyType::Rsa, Some((e, n))) => colon_hex(&md5(&rsa_spki(e, n))),
+            (KeyType::Rsa, Some((e, n))) => colon_hex(&Md5::digest(rsa_spki(e, n))),
             _ => self.sha256_fingerprint(),
         }
     }
