@@ -1,12 +1,14 @@
 //! Unit tests of the api helpers (the actions themselves are exercised
 //! through the real daemon and boto3 in tests/serve_api.rs).
 
+mod keygen;
+
 use md5::{Digest, Md5};
 
 use super::codec::{base64_decode, base64_encode, colon_hex};
 use super::filters::wildcard_match;
 use super::instance_types::{catalog, instance_type};
-use super::keygen::{parse_public_key, pkcs8_from_pkcs1};
+use super::keygen::parse_public_key;
 use super::paging::{PageRequest, decode_token, encode_token, paginate};
 
 #[test]
@@ -111,13 +113,4 @@ fn public_keys_parse_and_reject_junk() {
     assert!(parse_public_key("ssh-ed25519 AAAA").is_err());
     assert!(parse_public_key(&format!("ssh-rsa {}", base64_encode(&blob))).is_err());
     assert!(parse_public_key("").is_err());
-}
-
-#[test]
-fn pkcs8_wrapping_is_der() {
-    let wrapped = pkcs8_from_pkcs1(&[0x30, 0x03, 0x02, 0x01, 0x00]);
-    assert_eq!(wrapped[0], 0x30);
-    assert_eq!(wrapped[1] as usize, wrapped.len() - 2);
-    let long = pkcs8_from_pkcs1(&vec![0u8; 1200]);
-    assert_eq!(&long[..2], &[0x30, 0x82]);
 }
