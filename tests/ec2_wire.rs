@@ -27,7 +27,6 @@ mod ec2 {
     pub mod random;
     pub mod request;
     pub mod response;
-    pub mod sha256;
     pub mod sigv4;
 }
 

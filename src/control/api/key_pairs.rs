@@ -131,7 +131,7 @@ fn create_key_pair(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let tags = tags_for(&specs, "key-pair");
     check_unused(call, name)?;
     call.check_dry_run()?;
-    let key = keygen::generate(key_type, &call.ctx.tmp_dir())
+    let key = keygen::generate(key_type)
         .map_err(|e| Ec2Error::internal_error(format!("cannot generate the key: {e}")))?;
     let record = KeyPairRecord {
         name: name.to_string(),
@@ -174,8 +174,8 @@ fn import_key_pair(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         name: name.to_string(),
         id: ids::new_id(ResourceKind::KeyPair),
         key_type: public.key_type.as_str().to_string(),
-        fingerprint: public.import_fingerprint(),
-        public_key: public.line(),
+        fingerprint: public.import_fingerprint().to_string(),
+        public_key: public.line().to_string(),
         created_ms: now_ms(),
     };
     insert(call, &record, &tags)?;

@@ -1,6 +1,6 @@
-//! Key material for CreateKeyPair / ImportKeyPair: generation with
-//! `ssh-keygen` (openssh-client), OpenSSH public-key parsing, and the
-//! fingerprints in EC2's formats:
+//! Key material for CreateKeyPair / ImportKeyPair: generation (the `rsa`
+//! and `ssh-key` crates, from the kernel's random numbers), OpenSSH
+//! public-key parsing (`ssh-key`), and the fingerprints in EC2's formats:
 //!
 //! - RSA, created by EC2: SHA-1 of the private key's DER PKCS#8 form, hex
 //!   with colons (what `openssl pkcs8 -topk8 -nocrypt -outform DER |
@@ -11,22 +11,27 @@
 //! - ED25519, either way: base64 SHA-256 of the OpenSSH public key blob,
 //!   as `ssh-keygen -l` prints it after `SHA256:` (with base64 padding).
 
-use std::path::Path;
-use std::process::Command;
-
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use md5::Md5;
+use rsa::pkcs1::{self, EncodeRsaPrivateKey};
+use rsa::pkcs8::der::{Encode, asn1::BitStringRef};
+use rsa::pkcs8::{EncodePrivateKey, SubjectPublicKeyInfoRef};
+use sha1::{Digest, Sha1};
+use ssh_key::private::Ed25519Keypair;
+use ssh_key::public::{KeyData, RsaPublicKey};
+use ssh_key::{HashAlg, LineEnding, PrivateKey};
 use thiserror::Error;
 
-use super::super::ec2::sha256::sha256;
-use super::codec::{base64_decode, base64_encode, colon_hex, md5, sha1};
+use super::codec::{base64_decode, colon_hex};
+
+/// The size of the RSA keys CreateKeyPair makes, as EC2's.
+pub const RSA_BITS: usize = 2048;
 
 #[derive(Debug, Error)]
 pub enum KeyError {
-    #[error("cannot run ssh-keygen: {0}")]
-    Spawn(std::io::Error),
-    #[error("ssh-keygen failed: {0}")]
-    Failed(String),
     #[error("{0}")]
-    Io(String),
+    Generate(String),
     #[error("{0}")]
     Format(String),
 }
@@ -55,51 +60,44 @@ pub struct GeneratedKey {
     pub fingerprint: String,
 }
 
-/// Generates a key with ssh-keygen in a private directory under `tmp`.
-pub fn generate(key_type: KeyType, tmp: &Path) -> Result<GeneratedKey, KeyError> {
-    let dir = tmp.join(format!(
-        "keygen-{}",
-        super::super::ec2::ids::new_request_id()
-    ));
-    std::fs::create_dir(&dir).map_err(|e| KeyError::Io(format!("{}: {e}", dir.display())))?;
-    let result = generate_in(key_type, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn generate_in(key_type: KeyType, dir: &Path) -> Result<GeneratedKey, KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let key_path = dir.join("key");
-    let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-N", "", "-C", ""]);
-    match key_type {
-        KeyType::Rsa => cmd.args(["-t", "rsa", "-b", "2048", "-m", "PEM"]),
-        KeyType::Ed25519 => cmd.args(["-t", "ed25519"]),
-    };
-    cmd.arg("-f").arg(&key_path);
-    let out = cmd.output().map_err(KeyError::Spawn)?;
-    if !out.status.success() {
-        return Err(KeyError::Failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| KeyError::Io(format!("{}: {e}", p.display())))
-    };
-    let private_key = read(&key_path)?;
-    let public_line = read(&dir.join("key.pub"))?;
-    let public = parse_public_key(&public_line)?;
-    let fingerprint = match key_type {
+/// Generates a key from the kernel's random numbers (getrandom(2)).
+pub fn generate(key_type: KeyType) -> Result<GeneratedKey, KeyError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| KeyError::Generate(format!("{what}: {e}"));
+    let (private_key, key_data, fingerprint) = match key_type {
         KeyType::Rsa => {
-            let pkcs1 = pem_body(&private_key, "RSA PRIVATE KEY")?;
-            colon_hex(&sha1(&pkcs8_from_pkcs1(&pkcs1)))
+            let key = rsa::PrivateKey::new(&mut ssh_key::getrandom::SysRng, RSA_BITS)
+                .map_err(|e| failed("RSA key generation", &e))?;
+            let pem = key
+                .to_pkcs1_pem(LineEnding::LF)
+                .map_err(|e| failed("PKCS#1 encoding", &e))?;
+            let pkcs8 = key
+                .to_pkcs8_der()
+                .map_err(|e| failed("PKCS#8 encoding", &e))?;
+            let public = RsaPublicKey::try_from(key.to_public_key())
+                .map_err(|e| failed("RSA public key", &e))?;
+            let fingerprint = colon_hex(&Sha1::digest(pkcs8.as_bytes()));
+            (
+                pem.trim_end().to_string(),
+                KeyData::Rsa(public),
+                fingerprint,
+            )
         }
-        KeyType::Ed25519 => public.sha256_fingerprint(),
+        KeyType::Ed25519 => {
+            let mut seed = [0u8; 32];
+            ssh_key::getrandom::fill(&mut seed).map_err(|e| failed("getrandom", &e))?;
+            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let openssh = key
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| failed("OpenSSH encoding", &e))?;
+            let key_data = key.public_key().key_data().clone();
+            let fingerprint = openssh_sha256_fingerprint(&key_data);
+            (openssh.trim_end().to_string(), key_data, fingerprint)
+        }
     };
+    let public = PublicKey::new(key_type, key_data).map_err(|e| failed("public key", &e))?;
     Ok(GeneratedKey {
-        private_key: private_key.trim_end().to_string(),
-        public_key: public.line(),
+        private_key,
+        public_key: public.line,
         fingerprint,
     })
 }
@@ -108,46 +106,40 @@ fn generate_in(key_type: KeyType, dir: &Path) -> Result<GeneratedKey, KeyError> 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey {
     pub key_type: KeyType,
-    /// The wire-format blob (base64-decoded second field).
-    pub blob: Vec<u8>,
-    /// For RSA: (e, n) as SSH mpints (big-endian two's complement).
-    rsa: Option<(Vec<u8>, Vec<u8>)>,
+    line: String,
+    import_fingerprint: String,
 }
 
 impl PublicKey {
-    pub fn line(&self) -> String {
-        let name = match self.key_type {
-            KeyType::Rsa => "ssh-rsa",
-            KeyType::Ed25519 => "ssh-ed25519",
+    fn new(key_type: KeyType, key_data: KeyData) -> Result<Self, KeyError> {
+        let import_fingerprint = match key_data.rsa() {
+            Some(rsa) => colon_hex(&Md5::digest(rsa_spki(rsa)?)),
+            None => openssh_sha256_fingerprint(&key_data),
         };
-        format!("{name} {}", base64_encode(&self.blob))
+        let line = ssh_key::PublicKey::new(key_data, "")
+            .to_openssh()
+            .map_err(|e| KeyError::Format(format!("public key: {e}")))?;
+        Ok(PublicKey {
+            key_type,
+            line,
+            import_fingerprint,
+        })
     }
 
-    pub fn sha256_fingerprint(&self) -> String {
-        base64_encode(&sha256(&self.blob))
+    /// `ssh-rsa AAAA…` / `ssh-ed25519 AAAA…`, without a comment.
+    pub fn line(&self) -> &str {
+        &self.line
     }
 
     /// EC2's fingerprint of an imported key.
-    pub fn import_fingerprint(&self) -> String {
-        match (&self.key_type, &self.rsa) {
-            (KeyType::Rsa, Some((e, n))) => colon_hex(&md5(&rsa_spki(e, n))),
-            _ => self.sha256_fingerprint(),
-        }
+    pub fn import_fingerprint(&self) -> &str {
+        &self.import_fingerprint
     }
 }
 
-/// Reads an SSH string (u32 length + bytes) off the front of `data`.
-fn ssh_string<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], KeyError> {
-    let bad = || KeyError::Format("truncated public key blob".into());
-    let len_bytes: [u8; 4] = data
-        .get(..4)
-        .ok_or_else(bad)?
-        .try_into()
-        .map_err(|_| bad())?;
-    let len = u32::from_be_bytes(len_bytes) as usize;
-    let value = data.get(4..4 + len).ok_or_else(bad)?;
-    *data = &data[4 + len..];
-    Ok(value)
+/// Base64 (padded) of the SHA-256 of the key blob.
+fn openssh_sha256_fingerprint(key_data: &KeyData) -> String {
+    STANDARD.encode(key_data.fingerprint(HashAlg::Sha256).as_bytes())
 }
 
 /// `ssh-rsa AAAA… [comment]` or `ssh-ed25519 AAAA… [comment]`.
@@ -169,96 +161,44 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, KeyError> {
         }
     };
     let blob = base64_decode(b64).map_err(|e| KeyError::Format(format!("public key: {e}")))?;
-    let mut rest: &[u8] = &blob;
-    if ssh_string(&mut rest)? != kind.as_bytes() {
+    // Decodes the whole blob (the type name, then the key's fields) and
+    // refuses trailing bytes.
+    let key = ssh_key::PublicKey::from_bytes(&blob)
+        .map_err(|e| KeyError::Format(format!("public key blob: {e}")))?;
+    if key.algorithm().as_str() != kind {
         return Err(KeyError::Format(
             "the key blob's type differs from its label".into(),
         ));
     }
-    let rsa = match key_type {
-        KeyType::Rsa => {
-            let e = ssh_string(&mut rest)?.to_vec();
-            let n = ssh_string(&mut rest)?.to_vec();
-            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-            if e.is_empty() || !(1024..=16384).contains(&bits) {
-                return Err(KeyError::Format(format!(
-                    "RSA keys must have 1024 to 16384 bits (this one has about {bits})"
-                )));
-            }
-            Some((e, n))
+    if let Some(rsa) = key.key_data().rsa() {
+        let bits = rsa.key_size();
+        if !(1024..=16384).contains(&bits) {
+            return Err(KeyError::Format(format!(
+                "RSA keys must have 1024 to 16384 bits (this one has about {bits})"
+            )));
         }
-        KeyType::Ed25519 => {
-            if ssh_string(&mut rest)?.len() != 32 {
-                return Err(KeyError::Format("an ed25519 key has 32 bytes".into()));
-            }
-            None
-        }
+    }
+    PublicKey::new(key_type, key.key_data().clone())
+}
+
+/// DER SubjectPublicKeyInfo (rsaEncryption, NULL parameters) of an RSA
+/// public key, as `openssl pkey -pubin -outform DER` writes it. Encoded
+/// from the SSH fields as they are, so any key the parser accepted has one.
+fn rsa_spki(key: &RsaPublicKey) -> Result<Vec<u8>, KeyError> {
+    let bad = |e: &dyn std::fmt::Display| KeyError::Format(format!("RSA public key: {e}"));
+    let (Some(n), Some(e)) = (key.n().as_positive_bytes(), key.e().as_positive_bytes()) else {
+        return Err(KeyError::Format("RSA public key: negative field".into()));
     };
-    if !rest.is_empty() {
-        return Err(KeyError::Format("trailing bytes in the key blob".into()));
+    let pkcs1 = pkcs1::RsaPublicKeyRef {
+        modulus: pkcs1::UintRef::new(n).map_err(|e| bad(&e))?,
+        public_exponent: pkcs1::UintRef::new(e).map_err(|e| bad(&e))?,
     }
-    Ok(PublicKey {
-        key_type,
-        blob,
-        rsa,
-    })
-}
-
-fn pem_body(pem: &str, label: &str) -> Result<Vec<u8>, KeyError> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = pem
-        .find(&begin)
-        .ok_or_else(|| KeyError::Format(format!("no {begin}")))?
-        + begin.len();
-    let stop = pem[start..]
-        .find(&end)
-        .ok_or_else(|| KeyError::Format(format!("no {end}")))?;
-    base64_decode(&pem[start..start + stop]).map_err(|e| KeyError::Format(e.to_string()))
-}
-
-// ---- minimal DER ----
-
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend_from_slice(&bytes);
+    .to_der()
+    .map_err(|e| bad(&e))?;
+    SubjectPublicKeyInfoRef {
+        algorithm: pkcs1::ALGORITHM_ID,
+        subject_public_key: BitStringRef::from_bytes(&pkcs1).map_err(|e| bad(&e))?,
     }
-    out.extend_from_slice(content);
-    out
-}
-
-/// AlgorithmIdentifier { rsaEncryption, NULL }.
-fn rsa_algorithm() -> Vec<u8> {
-    let oid = der(
-        0x06,
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
-    );
-    let null = der(0x05, &[]);
-    der(0x30, &[oid, null].concat())
-}
-
-/// PKCS#8 PrivateKeyInfo around a PKCS#1 RSAPrivateKey, byte for byte
-/// what `openssl pkcs8 -topk8 -nocrypt -outform DER` writes.
-pub fn pkcs8_from_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
-    let version = der(0x02, &[0]);
-    der(0x30, &[version, rsa_algorithm(), der(0x04, pkcs1)].concat())
-}
-
-/// SubjectPublicKeyInfo of an RSA key from its SSH mpints (which are
-/// already DER INTEGER contents: minimal, sign byte when needed).
-pub fn rsa_spki(e: &[u8], n: &[u8]) -> Vec<u8> {
-    let rsa_key = der(0x30, &[der(0x02, n), der(0x02, e)].concat());
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&rsa_key);
-    der(0x30, &[rsa_algorithm(), der(0x03, &bits)].concat())
+    .to_der()
+    .map_err(|e| bad(&e))
 }

@@ -66,6 +66,8 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use sha2::{Digest, Sha256};
+
 use super::ec2::error::Ec2Error;
 use super::ec2::request::Ec2Request;
 use super::ec2::response::ResponseError;
@@ -319,7 +321,7 @@ impl Call<'_> {
             text.push_str(self.req.string(name).unwrap_or(""));
             text.push('\n');
         }
-        super::ec2::sha256::hex(&super::ec2::sha256::sha256(text.as_bytes()))
+        hex::encode(Sha256::digest(text.as_bytes()))
     }
 
     /// The success reply for this action.

@@ -42,24 +42,15 @@ impl PageRequest {
 }
 
 pub fn encode_token(scope: &str, key: &str) -> String {
-    let raw = format!("{scope}:{key}");
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(format!("{scope}:{key}"))
 }
 
 pub fn decode_token(scope: &str, token: &str) -> Result<String, Ec2Error> {
     let bad = || Ec2Error::invalid_pagination_token(token);
-    if !token.len().is_multiple_of(2) || token.len() > 4096 {
+    if token.len() > 4096 {
         return Err(bad());
     }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| {
-            token
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
+    let bytes = hex::decode(token).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix(scope)
         .and_then(|rest| rest.strip_prefix(':'))

@@ -102,7 +102,7 @@ pub enum IdError {
 /// A new random id of `kind`: prefix + 17 lowercase hex digits.
 pub fn new_id(kind: ResourceKind) -> String {
     let bytes: [u8; 9] = random::bytes();
-    let mut hex = super::sha256::hex(&bytes);
+    let mut hex = hex::encode(bytes);
     hex.truncate(LONG_ID_HEX);
     format!("{}{hex}", kind.prefix())
 }
@@ -134,7 +134,7 @@ pub fn new_request_id() -> String {
     let mut bytes: [u8; 16] = random::bytes();
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC variant
-    let hex = super::sha256::hex(&bytes);
+    let hex = hex::encode(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

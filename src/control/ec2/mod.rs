@@ -13,7 +13,6 @@ pub mod ids;
 pub mod random;
 pub mod request;
 pub mod response;
-pub mod sha256;
 pub mod sigv4;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::sha256::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Fills `buf` with random bytes. Never fails: if getrandom(2) is refused
 /// (an old kernel, or a seccomp filter), the bytes come from hashing a
@@ -36,11 +36,11 @@ fn fallback_fill(buf: &mut [u8]) {
         .unwrap_or(0);
     for (block, chunk) in buf.chunks_mut(32).enumerate() {
         let mut hasher = Sha256::new();
-        hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        hasher.update(&nanos.to_le_bytes());
-        hasher.update(&std::process::id().to_le_bytes());
-        hasher.update(&block.to_le_bytes());
-        let digest = hasher.finish();
+        hasher.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        hasher.update(nanos.to_le_bytes());
+        hasher.update(std::process::id().to_le_bytes());
+        hasher.update(block.to_le_bytes());
+        let digest = hasher.finalize();
         chunk.copy_from_slice(&digest[..chunk.len()]);
     }
 }

@@ -15,11 +15,14 @@
 
 use std::collections::HashMap;
 
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::clock;
 use super::error::Ec2Error;
-use super::sha256::{constant_time_eq, hex, hmac_sha256, sha256};
+
+type HmacSha256 = Hmac<Sha256>;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const SERVICE: &str = "ec2";
@@ -163,7 +166,7 @@ pub(super) fn verify_for_service(
         return Err(SigV4Error::HostNotSigned);
     }
     if let Some(claimed) = request.single_header("x-amz-content-sha256")?
-        && claimed != hex(&sha256(request.body))
+        && claimed != hex::encode(Sha256::digest(request.body))
     {
         return Err(SigV4Error::PayloadHashMismatch);
     }
@@ -182,8 +185,15 @@ pub(super) fn verify_for_service(
 
     let canonical = canonical_request(request, &auth.signed_headers)?;
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let expected = signature(secret, amz_date, &scope, &canonical);
-    if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+    // The signature was checked to be 64 lowercase hex digits when the
+    // header was parsed; `verify_slice` compares in constant time, so the
+    // check does not tell an attacker how many leading bytes matched.
+    let claimed = hex::decode(auth.signature)
+        .map_err(|_| SigV4Error::MalformedAuthorization("Signature is not hex".into()))?;
+    if signing_mac(secret, amz_date, &scope, &canonical)
+        .verify_slice(&claimed)
+        .is_ok()
+    {
         Ok(Authentication::Signed {
             access_key: access_key.to_string(),
             region: region.to_string(),
@@ -322,20 +332,40 @@ fn canonical_request(
     out.push('\n');
     out.push_str(&signed_headers.join(";"));
     out.push('\n');
-    out.push_str(&hex(&sha256(request.body)));
+    out.push_str(&hex::encode(Sha256::digest(request.body)));
     Ok(out)
 }
 
-fn signature(secret: &str, amz_date: &str, scope: &str, canonical_request: &str) -> String {
+fn new_mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length (longer ones are hashed first).
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// The HMAC over the string to sign, keyed with the key derived from the
+/// secret and the scope: finalized, it is the signature.
+fn signing_mac(secret: &str, amz_date: &str, scope: &str, canonical_request: &str) -> HmacSha256 {
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex(&sha256(canonical_request.as_bytes()))
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
     let mut key = format!("AWS4{secret}").into_bytes();
     for part in scope.split('/') {
-        key = hmac_sha256(&key, part.as_bytes()).to_vec();
+        let mut mac = new_mac(&key);
+        mac.update(part.as_bytes());
+        key = mac.finalize().into_bytes().to_vec();
     }
-    hex(&hmac_sha256(&key, string_to_sign.as_bytes()))
+    let mut mac = new_mac(&key);
+    mac.update(string_to_sign.as_bytes());
+    mac
+}
+
+/// The request's signature, lowercase hex.
+fn signature(secret: &str, amz_date: &str, scope: &str, canonical_request: &str) -> String {
+    hex::encode(
+        signing_mac(secret, amz_date, scope, canonical_request)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// The path with `.`/`..` and empty segments removed (as botocore's

@@ -11,8 +11,9 @@
 
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 use super::SupervisorError;
-use crate::control::ec2::sha256;
 
 /// Linux interface names are at most 15 bytes.
 const IFNAMSIZ_MAX: usize = 15;
@@ -29,7 +30,7 @@ pub fn tap_name(instance_id: &str) -> String {
 /// own MACs often start) + five bytes derived from the id, so that the
 /// same instance keeps its MAC across stop/start without storing more.
 pub fn mac_for(instance_id: &str) -> String {
-    let digest = sha256::sha256(instance_id.as_bytes());
+    let digest = Sha256::digest(instance_id.as_bytes());
     format!(
         "0e:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         digest[0], digest[1], digest[2], digest[3], digest[4]
@@ -40,7 +41,7 @@ pub fn mac_for(instance_id: &str) -> String {
 /// from the CIDR, the ENI's from the instance id): the same on every
 /// describe, with nothing stored.
 pub fn derived_id(prefix: &str, seed: &str) -> String {
-    let hex = sha256::hex(&sha256::sha256(seed.as_bytes()));
+    let hex = hex::encode(Sha256::digest(seed.as_bytes()));
     format!("{prefix}{}", &hex[..17])
 }
 

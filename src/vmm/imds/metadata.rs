@@ -11,8 +11,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::base64;
-
 /// EC2's limit on user data (before base64).
 pub const MAX_USER_DATA: usize = 16 * 1024;
 
@@ -327,16 +325,44 @@ impl MetadataConfig {
 /// `user_data_base64` in JSON ↔ raw bytes in memory. The size limit is
 /// enforced here too, before a hostile file makes us hold a huge buffer.
 mod user_data_base64 {
+    use base64::Engine;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{MAX_USER_DATA, base64};
+    use super::MAX_USER_DATA;
+
+    /// Lenient, as a hand-written metadata file may be: padding optional,
+    /// bits past the last whole byte ignored. [`decode`] also takes the
+    /// URL-safe alphabet and skips ASCII whitespace.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+
+    /// Either alphabet (standard or URL-safe); ASCII whitespace skipped, so
+    /// the output of `base64` (wrapped at 76 columns) is accepted.
+    fn decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        let standard: Vec<u8> = text
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .map(|b| match b {
+                b'-' => b'+',
+                b'_' => b'/',
+                b => b,
+            })
+            .collect();
+        LENIENT.decode(standard)
+    }
 
     pub fn decode_str(text: &str) -> Result<Option<Vec<u8>>, String> {
         // Base64 grows data by 4/3; allow generous line wrapping on top.
         if text.len() > MAX_USER_DATA * 2 {
             return Err(format!("user data is larger than {MAX_USER_DATA} bytes"));
         }
-        let bytes = base64::decode(text).map_err(|e| e.to_string())?;
+        let bytes = decode(text).map_err(|e| format!("invalid base64: {e}"))?;
         if bytes.len() > MAX_USER_DATA {
             return Err(format!(
                 "user data is {} bytes; EC2 allows at most {MAX_USER_DATA}",
@@ -348,7 +374,7 @@ mod user_data_base64 {
 
     pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match value {
-            Some(bytes) => s.serialize_str(&base64::encode(bytes)),
+            Some(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
             None => s.serialize_none(),
         }
     }

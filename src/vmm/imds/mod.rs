@@ -12,7 +12,6 @@
 //! - close the connection after a response with `close` set, and after
 //!   answering a parse error with `err.to_response()`.
 
-pub(crate) mod base64;
 pub mod http;
 pub mod metadata;
 pub mod tokens;

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
 use thiserror::Error;
-
-use super::base64;
 
 pub const MIN_TTL_SECONDS: u32 = 1;
 /// Six hours, EC2's maximum session length.
@@ -85,7 +85,7 @@ impl TokenStore {
         self.random
             .read_exact(&mut bytes)
             .map_err(TokenError::ReadRandom)?;
-        let token = base64::encode_url_safe(&bytes);
+        let token = URL_SAFE.encode(bytes);
         if self.live.len() >= self.capacity {
             self.make_room(now);
         }

@@ -7,6 +7,8 @@
 //! botocore, the aws CLI) only ever read categories that exist in the
 //! versions they ask for, so one tree keeps this simple.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -377,7 +379,7 @@ fn public_keys(cfg: &MetadataConfig) -> Entry {
 /// guest verifying the identity document against AWS's public certificate
 /// will reject it, which is the honest outcome.
 fn signature_placeholder(kind: &str) -> String {
-    super::base64::encode(format!("flint: unsigned instance identity ({kind})").as_bytes())
+    STANDARD.encode(format!("flint: unsigned instance identity ({kind})").as_bytes())
 }
 
 fn instance_identity(cfg: &MetadataConfig) -> Vec<Entry> {

@@ -6,5 +6,4 @@ mod error;
 mod ids;
 mod request;
 mod response;
-mod sha256;
 mod sigv4;

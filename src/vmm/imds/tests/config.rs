@@ -2,6 +2,9 @@
 
 use std::time::Instant;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use super::*;
 use crate::vmm::imds::{HttpTokens, MetadataError, MetadataOptionsUpdate, MetadataUpdate};
 
@@ -80,9 +83,30 @@ fn imds_unknown_fields_and_bad_types_are_json_errors() {
     assert!(error.to_string().contains("instance_idd"), "{error}");
 }
 
+/// The metadata file's `user_data_base64` is read leniently (it may be
+/// written by hand): wrapped lines, missing padding and the URL-safe
+/// alphabet are accepted; characters outside base64, a dangling final
+/// character and data after the padding are not.
+#[test]
+fn imds_user_data_base64_is_read_leniently() {
+    let user_data = |b64: &str| {
+        let json = format!(r#"{{"user_data_base64": {}}}"#, serde_json::json!(b64));
+        MetadataConfig::from_json(&json).map(|c| c.user_data)
+    };
+    assert_eq!(user_data("Zm9v\nYmE").unwrap(), Some(b"fooba".to_vec()));
+    assert_eq!(user_data("Zm9vYmE=").unwrap(), Some(b"fooba".to_vec()));
+    assert_eq!(user_data("-_8=").unwrap(), Some(vec![0xfb, 0xff]));
+    assert_eq!(user_data("+/8=").unwrap(), Some(vec![0xfb, 0xff]));
+    assert_eq!(user_data("").unwrap(), None);
+    for bad in ["Zm9v!", "Zm9vY", "Zg==Zg"] {
+        let error = user_data(bad).unwrap_err().to_string();
+        assert!(error.contains("invalid base64"), "{bad}: {error}");
+    }
+}
+
 #[test]
 fn imds_user_data_is_limited_to_16_kib() {
-    let encode = |n: usize| crate::vmm::imds::base64::encode(&vec![b'x'; n]);
+    let encode = |n: usize| STANDARD.encode(vec![b'x'; n]);
     let at_limit = format!(r#"{{"user_data_base64": "{}"}}"#, encode(16 * 1024));
     assert_eq!(
         MetadataConfig::from_json(&at_limit)

@@ -4,6 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use super::*;
 use crate::vmm::imds::{HttpTokens, MetadataUpdate};
 
@@ -265,7 +268,7 @@ fn imds_identity_document_is_ec2s_pretty_json() {
         Instant::now(),
     ));
     assert_eq!(
-        crate::vmm::imds::base64::decode(&signature).unwrap(),
+        STANDARD.decode(&signature).unwrap(),
         b"flint: unsigned instance identity (signature)"
     );
 }
