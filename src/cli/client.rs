@@ -133,9 +133,6 @@ trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 pub fn run(verb: &str, argv: &[String]) -> ExitCode {
-    if verb == super::metrics::VERB {
-        return super::metrics::run(argv);
-    }
     let Some(model) = model::model() else {
         eprintln!("flint: the compiled-in EC2 model is unreadable");
         return ExitCode::from(EXIT_OTHER);

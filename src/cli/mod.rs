@@ -56,6 +56,8 @@ pub fn run() -> ExitCode {
         },
         Command::Serve(args) => server::run(&args),
         Command::Ec2(argv) => match argv.split_first() {
+            // Flint's own verb beside the EC2 ones.
+            Some((verb, rest)) if verb == metrics::VERB => metrics::run(rest),
             Some((verb, rest)) => client::run(verb, rest),
             None => ExitCode::from(client::EXIT_USAGE),
         },

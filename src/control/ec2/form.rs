@@ -2,7 +2,19 @@
 //! or a name or value that is not UTF-8 is an error, never replaced with
 //! U+FFFD, so that what a handler reads is exactly what the client sent.
 
-use super::request::RequestError;
+use thiserror::Error;
+
+/// Why a form body cannot be read (the request layer maps these to EC2's
+/// errors).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FormError {
+    #[error("the request body is {size} bytes; at most {max} are allowed")]
+    BodyTooLarge { size: usize, max: usize },
+    #[error("the request has more than {max} parameters")]
+    TooManyParameters { max: usize },
+    #[error("malformed form body: {0}")]
+    Malformed(String),
+}
 
 /// The largest request body accepted (EC2's own cap is in this range; user
 /// data, the largest legitimate parameter, is 16 KiB before base64).
@@ -13,9 +25,9 @@ pub const MAX_PARAMS: usize = 10_000;
 /// Splits and decodes a form body into (name, value) pairs, in order.
 /// Empty pieces (`a=1&&b=2`) are skipped; a piece without `=` has an empty
 /// value, as browsers and Python's `parse_qsl(keep_blank_values=True)` do.
-pub fn decode_pairs(body: &[u8]) -> Result<Vec<(String, String)>, RequestError> {
+pub fn decode_pairs(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(RequestError::BodyTooLarge {
+        return Err(FormError::BodyTooLarge {
             size: body.len(),
             max: MAX_BODY_BYTES,
         });
@@ -23,22 +35,21 @@ pub fn decode_pairs(body: &[u8]) -> Result<Vec<(String, String)>, RequestError> 
     let mut pairs = Vec::new();
     for piece in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         if pairs.len() == MAX_PARAMS {
-            return Err(RequestError::TooManyParameters { max: MAX_PARAMS });
+            return Err(FormError::TooManyParameters { max: MAX_PARAMS });
         }
         let (raw_name, raw_value) = match piece.iter().position(|&b| b == b'=') {
             Some(eq) => (&piece[..eq], &piece[eq + 1..]),
             None => (piece, &b""[..]),
         };
         let name = decode_component(raw_name)
-            .map_err(|why| RequestError::Malformed(format!("parameter name: {why}")))?;
+            .map_err(|why| FormError::Malformed(format!("parameter name: {why}")))?;
         if name.is_empty() {
-            return Err(RequestError::Malformed(
+            return Err(FormError::Malformed(
                 "a parameter has an empty name".to_string(),
             ));
         }
-        let value = decode_component(raw_value).map_err(|why| {
-            RequestError::Malformed(format!("value of {}: {why}", shorten(&name)))
-        })?;
+        let value = decode_component(raw_value)
+            .map_err(|why| FormError::Malformed(format!("value of {}: {why}", shorten(&name))))?;
         pairs.push((name, value));
     }
     Ok(pairs)

@@ -61,6 +61,22 @@ pub enum RequestError {
     UnknownParameter(String),
 }
 
+impl From<form::FormError> for RequestError {
+    fn from(e: form::FormError) -> Self {
+        match e {
+            form::FormError::BodyTooLarge { size, max } => RequestError::BodyTooLarge { size, max },
+            form::FormError::TooManyParameters { max } => RequestError::TooManyParameters { max },
+            form::FormError::Malformed(why) => RequestError::Malformed(why),
+        }
+    }
+}
+
+impl From<form::FormError> for Ec2Error {
+    fn from(e: form::FormError) -> Self {
+        RequestError::from(e).into()
+    }
+}
+
 impl From<RequestError> for Ec2Error {
     fn from(e: RequestError) -> Self {
         match e {

@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::Shared;
-use super::http::Reply;
+use super::reply::Reply;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::form;
 

@@ -13,6 +13,7 @@ mod auth;
 mod http;
 mod listen;
 mod metrics;
+mod reply;
 mod signals;
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use acpi_tables::aml::{
 };
 use acpi_tables::{Aml, AmlSink};
 
+use super::config::{AcpiConfig, sdt};
 use super::pm::SLP_TYP_S5;
-use super::tables::{AcpiConfig, sdt};
 // The hotplug registers (PCIU/PCID/B0EJ) are the `pci_hotplug` device's.
 use crate::vmm::layout::{
     IOAPIC_PINS, IRQ_COM1, IRQ_RTC, MSI_GSI_START, PCI_HOTPLUG_LEN, PCI_MMIO32_SIZE,

@@ -9,8 +9,8 @@ use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags, PmProfile};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
 
+use super::config::AcpiConfig;
 use super::reset::RESET_VALUE;
-use super::tables::AcpiConfig;
 use crate::vmm::layout::{
     GPE0_BLOCK_LEN, IRQ_SCI, PORT_GPE0, PORT_PM_TIMER, PORT_PM1A_CONTROL, PORT_PM1A_EVENT,
     PORT_RESET,

@@ -6,8 +6,8 @@
 
 use std::process::Command;
 
+use super::config::AcpiConfig;
 use super::dsdt::build_dsdt;
-use super::tables::AcpiConfig;
 use super::tables::tests::{run_iasl, scratch_dir};
 use crate::vmm::device_manager::hotplug_slots;
 

@@ -4,7 +4,7 @@
 //! Built by hand on top of `Sdt` because the crate's MADT cannot set the
 //! PCAT_COMPAT flag nor emit interrupt source overrides or LAPIC NMI entries.
 
-use super::tables::{AcpiConfig, sdt};
+use super::config::{AcpiConfig, sdt};
 use crate::vmm::layout::{IOAPIC_START, IRQ_SCI, LAPIC_START};
 
 pub(super) const MADT_REVISION: u8 = 5;
