@@ -31,7 +31,8 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::config::ConfigSpace;
 use super::direct::{DirectError, DirectFile};
-use super::queue::{Disk, QueueError, QueueHandler};
+use super::queue::{QueueError, QueueHandler};
+use super::slot::Disk;
 use super::volume::{Volume, VolumeError};
 use super::{BlockConfig, BlockMetrics, MAX_QUEUES, QUEUE_SIZE, SECTOR_SHIFT, SERIAL_MAX_LEN};
 use crate::vmm::devices::virtio::{

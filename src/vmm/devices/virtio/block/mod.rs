@@ -31,6 +31,7 @@ mod gate;
 mod io_work;
 mod queue;
 mod request;
+mod slot;
 pub mod throttle;
 mod timer;
 pub mod volume;
