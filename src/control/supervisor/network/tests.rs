@@ -224,13 +224,11 @@ fn in_new_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
     .unwrap()
 }
 
-/// iproute2's `ip`, which the tests (only they) use to look at what the
-/// product did and to build the scene around it. A child runs in the
-/// namespace of the thread that starts it.
-const IPROUTE2: &str = "ip";
-
+/// iproute2's `ip`, which the tests (only they: an independent witness)
+/// use to look at what the product did and to build the scene around it.
+/// A child runs in the namespace of the thread that starts it.
 fn iproute2(args: &[&str]) -> std::process::Output {
-    Command::new(IPROUTE2).args(args).output().unwrap()
+    Command::new("ip").args(args).output().unwrap()
 }
 
 /// `ip ARGS`, which must succeed.
