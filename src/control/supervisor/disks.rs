@@ -39,15 +39,15 @@ pub enum Eject {
 /// The `PUT /vm/disks` body for `v`: the volume id as the VMM's id and,
 /// without its dash, as the serial (see [`disk_serial`]); O_DIRECT if
 /// `direct`.
-pub fn disk_entry(v: &VolumeRecord, direct: bool) -> Value {
-    json!({
+pub fn disk_entry(v: &VolumeRecord, direct: bool) -> Result<Value, SupervisorError> {
+    Ok(json!({
         "id": v.id,
         "path": v.path,
         "read_only": false,
         "direct": direct,
         "serial": disk_serial(&v.id),
-        "limits": limits::limits(v),
-    })
+        "limits": limits::limits(v)?,
+    }))
 }
 
 fn control(method: &str, path: &str, status: u16, body: &str) -> SupervisorError {
@@ -75,7 +75,7 @@ impl Supervisor {
         v: &VolumeRecord,
     ) -> Result<Result<(), Refused>, SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let body = disk_entry(v, self.config().direct_io).to_string();
+        let body = disk_entry(v, self.config().direct_io)?.to_string();
         let (status, reply) = vmm_client::request(&socket, "PUT", "/vm/disks", Some(&body))?;
         Ok(match status {
             200 | 409 => Ok(()),
@@ -231,7 +231,7 @@ impl Supervisor {
     ) -> Result<(), SupervisorError> {
         let socket = self.layout().socket(instance_id);
         let path = format!("/vm/disks/{}", v.id);
-        let body = json!({ "limits": limits::limits(v) }).to_string();
+        let body = json!({ "limits": limits::limits(v)? }).to_string();
         let (status, reply) = vmm_client::request(&socket, "PATCH", &path, Some(&body))?;
         if status != 200 {
             return Err(control("PATCH", &path, status, &reply));

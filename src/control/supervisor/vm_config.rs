@@ -109,14 +109,14 @@ pub fn document(vm: &VmConfig, spec: &LaunchSpec<'_>) -> Result<Value, Superviso
     let mut doc = serde_json::to_value(vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
     if let Some(image) = doc.get_mut("image").and_then(Value::as_object_mut) {
         image.insert("id".into(), json!(spec.root.id));
-        image.insert("limits".into(), limits::limits(spec.root));
+        image.insert("limits".into(), json!(limits::limits(spec.root)?));
     }
     let data = data_volumes(spec.volumes);
     if let Some(disks) = doc.get_mut("disks").and_then(Value::as_array_mut) {
         for (entry, v) in disks.iter_mut().zip(data) {
             if let Some(entry) = entry.as_object_mut() {
                 entry.insert("id".into(), json!(v.id));
-                entry.insert("limits".into(), limits::limits(v));
+                entry.insert("limits".into(), json!(limits::limits(v)?));
             }
         }
     }

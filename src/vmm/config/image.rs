@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{ConfigError, DiskConfig, check_file};
-use crate::vmm::devices::virtio::block::throttle::Limits;
+use crate::contract::ebs::Limits;
 
 /// SeaBIOS from Debian's `seabios` package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/share/seabios/bios-256k.bin";

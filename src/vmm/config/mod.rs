@@ -10,7 +10,7 @@ pub use flags::VmmArgs;
 pub use image::{BootMode, Identity, ImageConfig};
 pub use net::{MAX_NICS, NIC_SLOT_FIRST, NetConfig};
 
-use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
+use crate::contract::ebs::{Limits, LimitsError};
 use crate::vmm::imds::MetadataConfig;
 
 use std::fs;

@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::contract::ebs::{Limits, LimitsError};
 use crate::vmm::acpi::EjectWait;
 use crate::vmm::config::{VmConfig, valid_disk_id, valid_serial};
 use crate::vmm::device_manager::disk_slot;
-use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
 use crate::vmm::devices::virtio::block::{Volume, VolumeError};
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

@@ -157,11 +157,11 @@ fn direct_io_reaches_hot_plugged_and_boot_time_volumes() {
         size_gib: 8,
         ..VolumeRecord::default()
     };
-    assert_eq!(disk_entry(&v, true)["direct"], true);
-    assert_eq!(disk_entry(&v, false)["direct"], false);
+    assert_eq!(disk_entry(&v, true).unwrap()["direct"], true);
+    assert_eq!(disk_entry(&v, false).unwrap()["direct"], false);
     // The VMM takes the hot-plug body as it is.
     let body: crate::vmm::disks::AttachRequest =
-        serde_json::from_value(disk_entry(&v, true)).unwrap();
+        serde_json::from_value(disk_entry(&v, true).unwrap()).unwrap();
     assert!(body.direct);
     let mut image = ImageConfig::new("/data/volumes/root.raw".into());
     assert!(!image.disk().direct);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use super::super::start;
 use super::super::testing::{request, shared};
+use crate::contract::ebs::Limits;
+use crate::contract::ebs::VolumeType;
 use crate::vmm::config::{DiskConfig, VmConfig};
 use crate::vmm::devices::virtio::block::Volume;
-use crate::vmm::devices::virtio::block::throttle::Limits;
-use crate::vmm::devices::virtio::block::throttle::model::VolumeType;
 use crate::vmm::disks::DiskTable;
 
 fn server(name: &str) -> (std::path::PathBuf, Arc<DiskTable>) {

@@ -19,7 +19,8 @@ use serde::Serialize;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::BlockMetrics;
-use super::throttle::{Limits, LimitsError, Throttle};
+use super::throttle::Throttle;
+use crate::contract::ebs::{Limits, LimitsError};
 
 /// Nanoseconds from a fixed origin. Injected so that tests control time.
 pub trait Clock: Send + Sync {
