@@ -4,4 +4,6 @@
 //! so that either side can be built, tested and split off without the
 //! other.
 
+pub mod config;
 pub mod ebs;
+pub mod metadata;

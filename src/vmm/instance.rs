@@ -12,9 +12,9 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use thiserror::Error;
 use vmm_sys_util::epoll::EventSet;
 
+use crate::contract::config::VmConfig;
 use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
-use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
 use crate::vmm::device_manager::{DeviceError, Devices, HostResources, Subscriber};
 use crate::vmm::firmware::rom::{self, RomError};

@@ -5,8 +5,9 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use crate::contract::config::{RebootAction, VmConfig};
 use crate::vmm::api::{self, ApiShared, VmStatus};
-use crate::vmm::config::{RebootAction, VmConfig};
+use crate::vmm::config::VmConfigExt;
 use crate::vmm::device_manager::HostResources;
 use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::disks::DiskTable;

@@ -17,15 +17,14 @@ use serde_json::{Value, json};
 
 use super::network::{derived_id, tap_name};
 use super::{SupervisorConfig, SupervisorError, limits, types};
+use crate::contract::config::{
+    BootMode, ConsoleConfig, DiskConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
+};
+use crate::contract::metadata::{MetadataConfig, MetadataOptions, PublicKey};
 use crate::control::ec2::clock;
 use crate::control::store::images::ImageRecord;
 use crate::control::store::instances::InstanceRecord;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord};
-use crate::vmm::config::{
-    BootMode, ConsoleConfig, DiskConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
-};
-use crate::vmm::imds::metadata::PublicKey;
-use crate::vmm::imds::{MetadataConfig, MetadataOptions};
 
 /// The root device name Flint's instances (and AMIs) report.
 pub const ROOT_DEVICE: &str = "/dev/xvda";

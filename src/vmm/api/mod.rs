@@ -31,8 +31,9 @@ use serde::Serialize;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use crate::contract::metadata::MetadataUpdate;
 use crate::vmm::disks::DiskTable;
-use crate::vmm::imds::{Imds, MetadataUpdate};
+use crate::vmm::imds::Imds;
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
 use crate::vmm::vm::Vm;

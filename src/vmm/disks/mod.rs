@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::contract::config::{VmConfig, valid_disk_id, valid_serial};
 use crate::contract::ebs::{Limits, LimitsError};
 use crate::vmm::acpi::EjectWait;
-use crate::vmm::config::{VmConfig, valid_disk_id, valid_serial};
 use crate::vmm::device_manager::disk_slot;
 use crate::vmm::devices::virtio::block::{Volume, VolumeError};
 
@@ -158,7 +158,7 @@ impl AttachRequest {
             return Err(DiskOpError::BadRequest(format!(
                 "id {:?} must be 1 to {} characters of A-Z a-z 0-9 . _ -",
                 self.id,
-                crate::vmm::config::MAX_DISK_ID_LEN
+                crate::contract::config::MAX_DISK_ID_LEN
             )));
         }
         if !self.path.is_absolute() {
@@ -172,7 +172,7 @@ impl AttachRequest {
         {
             return Err(DiskOpError::BadRequest(format!(
                 "serial {serial:?} is longer than {} bytes or not printable ASCII",
-                crate::vmm::config::MAX_SERIAL_LEN
+                crate::contract::config::MAX_SERIAL_LEN
             )));
         }
         check_limits(self.limits.as_ref())

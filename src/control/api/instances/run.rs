@@ -7,6 +7,7 @@ use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::describe::extras;
 use super::{render, supervisor};
 use crate::contract::ebs::{VolumeType, max_size_gib};
+use crate::contract::metadata::{HttpTokens, MAX_USER_DATA, MetadataOptions, Toggle};
 use crate::control::api::codec;
 use crate::control::api::volumes::rules as volume_rules;
 use crate::control::ec2::error::Ec2Error;
@@ -19,8 +20,6 @@ use crate::control::store::modifications::VolumeSpec;
 use crate::control::supervisor::network::derived_id;
 use crate::control::supervisor::records::{self, LaunchRequest};
 use crate::control::supervisor::{types, volume};
-use crate::vmm::imds::metadata::MAX_USER_DATA;
-use crate::vmm::imds::{HttpTokens, MetadataOptions, Toggle};
 
 /// Instances one request may launch (one host, small guests).
 pub const MAX_COUNT: i64 = 20;

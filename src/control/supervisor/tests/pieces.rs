@@ -22,7 +22,7 @@ fn tap_names_fit_ifnamsiz_and_macs_are_local_unicast_and_stable() {
 fn disk_serials_are_ec2_nvme_style_and_fit_virtio() {
     let serial = vm_config::disk_serial("vol-0123456789abcdef0");
     assert_eq!(serial, "vol0123456789abcdef0");
-    assert!(serial.len() <= crate::vmm::config::MAX_SERIAL_LEN);
+    assert!(serial.len() <= crate::contract::config::MAX_SERIAL_LEN);
 }
 
 #[test]
@@ -147,9 +147,9 @@ fn a_sparse_clone_keeps_data_and_holes_and_grows() {
 
 #[test]
 fn direct_io_reaches_hot_plugged_and_boot_time_volumes() {
+    use crate::contract::config::ImageConfig;
     use crate::control::store::volumes::VolumeRecord;
     use crate::control::supervisor::disks::disk_entry;
-    use crate::vmm::config::ImageConfig;
     let v = VolumeRecord {
         id: "vol-0123456789abcdef0".into(),
         path: "/data/volumes/vol-0123456789abcdef0.raw".into(),

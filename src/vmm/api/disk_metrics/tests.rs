@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::super::start;
 use super::super::testing::{request, shared};
+use crate::contract::config::{DiskConfig, VmConfig};
 use crate::contract::ebs::Limits;
 use crate::contract::ebs::VolumeType;
-use crate::vmm::config::{DiskConfig, VmConfig};
 use crate::vmm::devices::virtio::block::Volume;
 use crate::vmm::disks::DiskTable;
 
