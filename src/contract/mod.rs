@@ -6,4 +6,6 @@
 
 pub mod config;
 pub mod ebs;
+pub mod exit;
 pub mod metadata;
+pub mod socket;

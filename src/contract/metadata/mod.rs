@@ -11,6 +11,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+#[cfg(test)]
+mod tests;
 mod validate;
 
 /// EC2's limit on user data (before base64).

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use super::http::Request;
 use super::{Reply, method_not_allowed};
-use crate::vmm::devices::virtio::block::{Volume, VolumeMetrics};
+use crate::contract::socket::VolumeMetrics;
+use crate::vmm::devices::virtio::block::Volume;
 use crate::vmm::disks::DiskTable;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -32,6 +32,7 @@
 use std::fmt::Write as _;
 
 use super::super::Context;
+use crate::contract::socket::VolumeMetrics;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
@@ -120,7 +121,7 @@ fn label(value: &str) -> String {
 struct Sample {
     volume_id: String,
     instance_id: String,
-    doc: serde_json::Value,
+    metrics: VolumeMetrics,
 }
 
 /// Asks the VM of every attached volume in `volumes` for its counters;
@@ -143,10 +144,10 @@ fn sample(sup: Option<&Supervisor>, volumes: &[VolumeRecord]) -> (Vec<Sample>, u
             continue;
         }
         match sup.disk_metrics(instance, &v.id) {
-            Ok(Some(doc)) => samples.push(Sample {
+            Ok(Some(metrics)) => samples.push(Sample {
                 volume_id: v.id.clone(),
                 instance_id: instance.to_string(),
-                doc,
+                metrics,
             }),
             Ok(None) => {}
             Err(_) => errors += 1,
@@ -178,7 +179,7 @@ pub fn json(ctx: &Context, wanted: &[String]) -> Result<String, Ec2Error> {
             let metrics = samples
                 .iter()
                 .find(|s| s.volume_id == v.id)
-                .map(|s| s.doc.clone());
+                .map(|s| s.metrics.clone());
             serde_json::json!({
                 "VolumeId": v.id,
                 "State": v.state.as_str(),
@@ -231,7 +232,8 @@ pub fn prometheus(ctx: &Context) -> Result<String, Ec2Error> {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in &samples {
-            let Some(value) = s.doc.get(field).and_then(serde_json::Value::as_f64) else {
+            let value = s.metrics.by_name().into_iter().find(|(n, _)| *n == field);
+            let Some((_, Some(value))) = value else {
                 continue;
             };
             let _ = writeln!(

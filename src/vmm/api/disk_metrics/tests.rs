@@ -8,6 +8,7 @@ use super::super::testing::{request, shared};
 use crate::contract::config::{DiskConfig, VmConfig};
 use crate::contract::ebs::Limits;
 use crate::contract::ebs::VolumeType;
+use crate::contract::socket::VmState;
 use crate::vmm::devices::virtio::block::Volume;
 use crate::vmm::disks::DiskTable;
 
@@ -15,7 +16,7 @@ fn server(name: &str) -> (std::path::PathBuf, Arc<DiskTable>) {
     let dir = std::env::temp_dir().join(format!("flint-diskapi-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vm.sock");
-    let shared = shared("running");
+    let shared = shared(VmState::Running);
     let gp2 = Limits {
         volume_type: VolumeType::Gp2,
         size_gib: 100,
