@@ -350,22 +350,117 @@ pub struct VolumeMetrics {
     pub throttled_bytes: u64,
 }
 
+/// One of a volume's metrics: its CloudWatch name (the key in
+/// [`VolumeMetrics`]' JSON), its Prometheus family (in the VMM's
+/// `/vm/metrics` and the daemon's `/metrics`), type and help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricFamily {
+    pub name: &'static str,
+    pub prometheus: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+}
+
+const fn family(
+    name: &'static str,
+    prometheus: &'static str,
+    kind: &'static str,
+    help: &'static str,
+) -> MetricFamily {
+    MetricFamily {
+        name,
+        prometheus,
+        kind,
+        help,
+    }
+}
+
+/// The metrics in the order of the JSON (and of [`VolumeMetrics::values`]).
+pub const METRIC_FAMILIES: [MetricFamily; 11] = [
+    family(
+        "VolumeReadOps",
+        "flint_volume_read_ops_total",
+        "counter",
+        "Completed read operations (EBS VolumeReadOps).",
+    ),
+    family(
+        "VolumeWriteOps",
+        "flint_volume_write_ops_total",
+        "counter",
+        "Completed write operations (EBS VolumeWriteOps).",
+    ),
+    family(
+        "VolumeReadBytes",
+        "flint_volume_read_bytes_total",
+        "counter",
+        "Bytes read (EBS VolumeReadBytes).",
+    ),
+    family(
+        "VolumeWriteBytes",
+        "flint_volume_write_bytes_total",
+        "counter",
+        "Bytes written (EBS VolumeWriteBytes).",
+    ),
+    family(
+        "VolumeTotalReadTime",
+        "flint_volume_read_time_seconds_total",
+        "counter",
+        "Summed latency of completed reads (EBS VolumeTotalReadTime).",
+    ),
+    family(
+        "VolumeTotalWriteTime",
+        "flint_volume_write_time_seconds_total",
+        "counter",
+        "Summed latency of completed writes (EBS VolumeTotalWriteTime).",
+    ),
+    family(
+        "VolumeQueueLength",
+        "flint_volume_queue_length",
+        "gauge",
+        "Requests in flight (EBS VolumeQueueLength).",
+    ),
+    family(
+        "VolumeIdleTime",
+        "flint_volume_idle_time_seconds_total",
+        "counter",
+        "Time with no request in flight (EBS VolumeIdleTime).",
+    ),
+    family(
+        "BurstBalance",
+        "flint_volume_burst_balance_percent",
+        "gauge",
+        "Burst bucket left, percent (EBS BurstBalance; gp2, st1, sc1 only).",
+    ),
+    family(
+        "VolumeThrottledOps",
+        "flint_volume_throttled_ops_total",
+        "counter",
+        "Requests held back by the volume's limits.",
+    ),
+    family(
+        "VolumeThrottledBytes",
+        "flint_volume_throttled_bytes_total",
+        "counter",
+        "Bytes of the requests held back by the volume's limits.",
+    ),
+];
+
 impl VolumeMetrics {
-    /// Each metric by its CloudWatch name (None: BurstBalance of a type
-    /// without a bucket), in the order of the JSON.
-    pub fn by_name(&self) -> [(&'static str, Option<f64>); 11] {
+    /// Each metric's value, in [`METRIC_FAMILIES`]' order (None:
+    /// BurstBalance of a type without a bucket).
+    pub fn values(&self) -> [Option<f64>; 11] {
         [
-            ("VolumeReadOps", Some(self.read_ops as f64)),
-            ("VolumeWriteOps", Some(self.write_ops as f64)),
-            ("VolumeReadBytes", Some(self.read_bytes as f64)),
-            ("VolumeWriteBytes", Some(self.write_bytes as f64)),
-            ("VolumeTotalReadTime", Some(self.total_read_time)),
-            ("VolumeTotalWriteTime", Some(self.total_write_time)),
-            ("VolumeQueueLength", Some(self.queue_length as f64)),
-            ("VolumeIdleTime", Some(self.idle_time)),
-            ("BurstBalance", self.burst_balance),
-            ("VolumeThrottledOps", Some(self.throttled_ops as f64)),
-            ("VolumeThrottledBytes", Some(self.throttled_bytes as f64)),
+            Some(self.read_ops as f64),
+            Some(self.write_ops as f64),
+            Some(self.read_bytes as f64),
+            Some(self.write_bytes as f64),
+            Some(self.total_read_time),
+            Some(self.total_write_time),
+            Some(self.queue_length as f64),
+            Some(self.idle_time),
+            self.burst_balance,
+            Some(self.throttled_ops as f64),
+            Some(self.throttled_bytes as f64),
         ]
     }
 }

@@ -243,18 +243,20 @@ fn volume_metrics() {
         serde_json::from_str::<VolumeMetrics>(&text).unwrap(),
         with_balance
     );
-    // by_name follows the JSON, name for name and value for value.
+    // The families follow the JSON, name for name and value for value.
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let keys: Vec<&str> = text
         .trim_matches(|c| c == '{' || c == '}')
         .split(',')
         .map(|kv| kv.split(':').next().unwrap().trim_matches('"'))
         .collect();
-    let named = with_balance.by_name();
-    assert_eq!(named.iter().map(|(n, _)| *n).collect::<Vec<_>>(), keys);
-    for (name, value) in named {
-        assert_eq!(json[name].as_f64(), value, "{name}");
+    let names: Vec<&str> = METRIC_FAMILIES.iter().map(|f| f.name).collect();
+    assert_eq!(names, keys);
+    for (f, value) in METRIC_FAMILIES.iter().zip(with_balance.values()) {
+        assert_eq!(json[f.name].as_f64(), value, "{}", f.name);
+        assert!(f.prometheus.starts_with("flint_volume_"));
     }
+    assert_eq!(m.values()[8], None, "no BurstBalance, no series");
 }
 
 #[test]

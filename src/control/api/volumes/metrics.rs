@@ -5,7 +5,9 @@
 //! - `flint_volume_size_bytes`, `flint_volume_info` (state, type,
 //!   attachment) for every volume the daemon knows;
 //! - for each volume attached to a running VM, the VMM's counters from
-//!   `GET /vm/disks/{id}/metrics`, named after EBS's CloudWatch metrics:
+//!   `GET /vm/disks/{id}/metrics`, named after EBS's CloudWatch metrics
+//!   as the VMM's own `/vm/metrics` names them (the contract's
+//!   `METRIC_FAMILIES`), with an `instance_id` label:
 //!
 //! | VMM (CloudWatch) name | Prometheus name                         | type    |
 //! |-----------------------|-----------------------------------------|---------|
@@ -15,8 +17,8 @@
 //! | VolumeWriteBytes      | flint_volume_write_bytes_total          | counter |
 //! | VolumeTotalReadTime   | flint_volume_read_time_seconds_total    | counter |
 //! | VolumeTotalWriteTime  | flint_volume_write_time_seconds_total   | counter |
-//! | VolumeIdleTime        | flint_volume_idle_time_seconds_total    | counter |
 //! | VolumeQueueLength     | flint_volume_queue_length               | gauge   |
+//! | VolumeIdleTime        | flint_volume_idle_time_seconds_total    | counter |
 //! | BurstBalance          | flint_volume_burst_balance_percent      | gauge (absent when null) |
 //! | VolumeThrottledOps    | flint_volume_throttled_ops_total        | counter |
 //! | VolumeThrottledBytes  | flint_volume_throttled_bytes_total      | counter |
@@ -32,82 +34,12 @@
 use std::fmt::Write as _;
 
 use super::super::Context;
-use crate::contract::socket::VolumeMetrics;
+use crate::contract::socket::{METRIC_FAMILIES, VolumeMetrics};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::volume::GIB;
-
-/// (VMM field, Prometheus name, type, help).
-const VMM_METRICS: [(&str, &str, &str, &str); 11] = [
-    (
-        "VolumeReadOps",
-        "flint_volume_read_ops_total",
-        "counter",
-        "Read operations completed.",
-    ),
-    (
-        "VolumeWriteOps",
-        "flint_volume_write_ops_total",
-        "counter",
-        "Write operations completed.",
-    ),
-    (
-        "VolumeReadBytes",
-        "flint_volume_read_bytes_total",
-        "counter",
-        "Bytes read.",
-    ),
-    (
-        "VolumeWriteBytes",
-        "flint_volume_write_bytes_total",
-        "counter",
-        "Bytes written.",
-    ),
-    (
-        "VolumeTotalReadTime",
-        "flint_volume_read_time_seconds_total",
-        "counter",
-        "Time spent on reads.",
-    ),
-    (
-        "VolumeTotalWriteTime",
-        "flint_volume_write_time_seconds_total",
-        "counter",
-        "Time spent on writes.",
-    ),
-    (
-        "VolumeIdleTime",
-        "flint_volume_idle_time_seconds_total",
-        "counter",
-        "Time with no I/O in flight.",
-    ),
-    (
-        "VolumeQueueLength",
-        "flint_volume_queue_length",
-        "gauge",
-        "Requests in flight.",
-    ),
-    (
-        "BurstBalance",
-        "flint_volume_burst_balance_percent",
-        "gauge",
-        "Burst bucket left (gp2, st1, sc1).",
-    ),
-    (
-        "VolumeThrottledOps",
-        "flint_volume_throttled_ops_total",
-        "counter",
-        "Operations delayed by the volume's limits.",
-    ),
-    (
-        "VolumeThrottledBytes",
-        "flint_volume_throttled_bytes_total",
-        "counter",
-        "Bytes delayed by the volume's limits.",
-    ),
-];
 
 /// Label values are ids and names we made or validated, but escape anyway.
 fn label(value: &str) -> String {
@@ -228,12 +160,12 @@ pub fn prometheus(ctx: &Context) -> Result<String, Ec2Error> {
         );
     }
     let (samples, errors) = sample(sup.as_deref(), &volumes);
-    for (field, name, kind, help) in VMM_METRICS {
+    for (i, f) in METRIC_FAMILIES.iter().enumerate() {
+        let (name, kind, help) = (f.prometheus, f.kind, f.help);
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in &samples {
-            let value = s.metrics.by_name().into_iter().find(|(n, _)| *n == field);
-            let Some((_, Some(value))) = value else {
+            let Some(value) = s.metrics.values()[i] else {
                 continue;
             };
             let _ = writeln!(

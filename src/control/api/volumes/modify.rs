@@ -15,6 +15,7 @@ use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::rules::{self, non_negative, small};
 use super::{all_found, id_list, live_volume, one_id, render, supervisor};
+use crate::contract::ebs::VolumeType;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::modifications::{ModificationRecord, ModificationState, VolumeSpec};
@@ -58,6 +59,12 @@ pub fn spec_of(v: &VolumeRecord) -> VolumeSpec {
     }
 }
 
+/// Whether `kind` (checked) takes provisioned throughput (gp3).
+fn takes_throughput(kind: &str) -> bool {
+    kind.parse::<VolumeType>()
+        .is_ok_and(VolumeType::takes_throughput)
+}
+
 /// The volume after the change: what is not given is kept where the new
 /// type has it, else dropped (the rules fill the new type's defaults).
 fn target(
@@ -74,7 +81,7 @@ fn target(
     VolumeSpec {
         size_gib: size.unwrap_or(current.size_gib),
         iops: iops.or(if keeps { current.iops } else { None }),
-        throughput: throughput.or(if keeps && kind == "gp3" {
+        throughput: throughput.or(if keeps && takes_throughput(&kind) {
             current.throughput
         } else {
             None
