@@ -1,14 +1,15 @@
 //! ModifyVolume and DescribeVolumesModifications.
 //!
-//! A modification is checked with the type rules (rules.rs), recorded
-//! (`modifying`) together with the volume's new size/type/IOPS/throughput
-//! in one transaction, and applied after the commit: a larger size grows
-//! the file (sparse), and on a running VM `PATCH /vm/disks/{id}`
-//! `{"resize":true}` makes the VMM and the guest see it; new limits go
-//! with `{"limits":…}`. Then `optimizing` → `completed` (EC2's states; a
-//! file grows at once, so there is no real optimizing phase). A volume
-//! can be shrunk by no one; there is no six-hour cool-down between
-//! modifications here, but one must finish before the next.
+//! A modification is checked with the type rules (rules.rs, from the
+//! contract's table), recorded (`modifying`) together with the volume's
+//! new size/type/IOPS/throughput in one transaction, and applied after the
+//! commit: a larger size grows the file (sparse), and on a running VM
+//! `PATCH /vm/disks/{id}` `{"resize":true}` makes the VMM and the guest see
+//! it; new limits go with `{"limits":…}`. Then `optimizing` → `completed`
+//! (EC2's states; a file grows at once, so there is no real optimizing
+//! phase). A volume can be shrunk by no one; there is no six-hour
+//! cool-down between modifications here, but one must finish before the
+//! next.
 
 use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
