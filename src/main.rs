@@ -1,6 +1,7 @@
 //! Flint: a lightweight KVM hypervisor that runs EC2-style instances.
 
 mod cli;
+mod contract;
 mod control;
 mod vmm;
 

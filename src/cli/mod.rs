@@ -65,7 +65,7 @@ pub fn run() -> ExitCode {
             Ok(config) => lifecycle::run(config),
             Err(e) => {
                 eprintln!("flint vmm: {e}");
-                ExitCode::from(lifecycle::EXIT_CONFIG)
+                ExitCode::from(crate::contract::exit::EXIT_CONFIG)
             }
         },
     }

@@ -12,10 +12,10 @@ use event_manager::{EventOps, Events, MutEventSubscriber};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
+use crate::contract::config::{MAX_NICS, VmConfig};
 use crate::vmm::acpi::{PciHotplug, PciHotplugPorts, PmDevice, ResetDevice};
 use crate::vmm::bus::{Bus, BusError};
-use crate::vmm::config::VmConfig;
-use crate::vmm::config::{MAX_NICS, NIC_SLOT_FIRST};
+use crate::vmm::config::NIC_SLOT_FIRST;
 use crate::vmm::devices::legacy::cmos::{CMOS_PORT_LEN, Cmos};
 use crate::vmm::devices::legacy::i8042::{self, I8042, I8042Port, I8042PortKind};
 use crate::vmm::devices::legacy::serial::{

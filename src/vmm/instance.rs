@@ -12,9 +12,10 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use thiserror::Error;
 use vmm_sys_util::epoll::EventSet;
 
+use crate::contract::config::VmConfig;
+use crate::contract::socket::VmState;
 use crate::vmm::api::ApiShared;
 use crate::vmm::boot::{self, BootError};
-use crate::vmm::config::VmConfig;
 use crate::vmm::cpu::{self, CpuError};
 use crate::vmm::device_manager::{DeviceError, Devices, HostResources, Subscriber};
 use crate::vmm::firmware::rom::{self, RomError};
@@ -181,7 +182,7 @@ pub fn boot_and_run(config: &VmConfig, controls: &Controls) -> Result<Outcome, I
     devices.disks.register(&mut events);
 
     if let Some(api) = controls.api {
-        api.set_state("running");
+        api.set_state(VmState::Running);
     }
     let outcome = main_loop(&mut events, config, &power, &fault, controls, &mut devices);
     stop.store(true, Ordering::Release);
@@ -241,7 +242,7 @@ fn main_loop(
             Some(Request::Reset) => return Ok(Outcome::Reset),
             Some(Request::GracefulShutdown) if shutdown_deadline.is_none() => {
                 if let Some(api) = controls.api {
-                    api.set_state("shutting-down");
+                    api.set_state(VmState::ShuttingDown);
                 }
                 devices.pm.press_power_button();
                 shutdown_deadline =

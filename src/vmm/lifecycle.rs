@@ -5,8 +5,13 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use crate::vmm::api::{self, ApiShared, VmStatus};
-use crate::vmm::config::{RebootAction, VmConfig};
+use crate::contract::config::{RebootAction, VmConfig};
+use crate::contract::exit::{
+    EXIT_CONFIG, EXIT_FAILURE, EXIT_HARD_STOP, EXIT_NO_OS, EXIT_POWEROFF, EXIT_REBOOT,
+};
+use crate::contract::socket::{VmState, VmStatus};
+use crate::vmm::api::{self, ApiShared};
+use crate::vmm::config::VmConfigExt;
 use crate::vmm::device_manager::HostResources;
 use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::disks::DiskTable;
@@ -16,18 +21,6 @@ use crate::vmm::runtime::TermSignals;
 use crate::vmm::seccomp::{self, ThreadKind};
 use crate::vmm::vcpu;
 
-/// The guest powered off (or a graceful stop completed).
-pub const EXIT_POWEROFF: u8 = 0;
-/// The config was invalid or the VM could not be built.
-pub const EXIT_CONFIG: u8 = 1;
-/// The VMM failed while the guest ran (KVM error, a broken vCPU).
-pub const EXIT_FAILURE: u8 = 2;
-/// The guest rebooted and `on_reboot` is `exit`.
-pub const EXIT_REBOOT: u8 = 3;
-/// Stopped without the guest's cooperation (hard stop, shutdown timeout).
-pub const EXIT_HARD_STOP: u8 = 4;
-/// A firmware boot kept resetting before any OS started (no bootable disk).
-pub const EXIT_NO_OS: u8 = 5;
 /// Firmware boots that reset before an OS started, in a row, before giving
 /// up: one may be a bootloader's own reboot, two is SeaBIOS retrying a disk
 /// that cannot boot.
@@ -61,7 +54,7 @@ pub fn run(config: VmConfig) -> ExitCode {
     let api = match &config.api_socket {
         Some(path) => {
             let shared = match ApiShared::new(VmStatus {
-                state: "starting",
+                state: VmState::Starting,
                 boots: 0,
                 vcpus: config.vcpus,
                 memory_mib: config.memory_mib,
@@ -134,7 +127,7 @@ fn run_boots(
         if let Some(api) = api {
             let mut status = api.status.lock().unwrap_or_else(|e| e.into_inner());
             status.boots = boots;
-            status.state = "starting";
+            status.state = VmState::Starting;
         }
         let outcome = match instance::boot_and_run(config, &controls) {
             Ok(outcome) => outcome,

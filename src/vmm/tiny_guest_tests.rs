@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::vmm::config::VmConfig;
+use crate::contract::config::VmConfig;
 use crate::vmm::device_manager::Devices;
 use crate::vmm::memory;
 use crate::vmm::power::{PowerAction, PowerControl};

@@ -28,6 +28,7 @@ use super::super::store::instances::InstanceRecord;
 use super::super::store::ips::Subnet;
 use super::super::supervisor::{Supervisor, SupervisorConfig};
 use super::{Call, Context, Registry};
+use crate::contract::metadata::MetadataUpdate;
 
 /// Builds the supervisor (bridge, re-adoption of VMs that outlived the
 /// last daemon) and installs it in the context.
@@ -86,11 +87,11 @@ pub fn tags_changed(ctx: &Context, resource_id: &str) {
     let Ok(tags) = store.read(|t| t.tags_of(resource_id)) else {
         return;
     };
-    let tags: serde_json::Map<String, serde_json::Value> = tags
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
-    if let Err(e) = sup.push_metadata(resource_id, &serde_json::json!({ "tags": tags })) {
+    let update = MetadataUpdate {
+        tags: Some(tags.into_iter().collect()),
+        ..MetadataUpdate::default()
+    };
+    if let Err(e) = sup.push_metadata(resource_id, &update) {
         eprintln!("flint serve: instance {resource_id}: cannot push tags: {e}");
     }
 }

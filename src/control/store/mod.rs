@@ -28,7 +28,7 @@ pub mod tags;
 pub mod volumes;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;

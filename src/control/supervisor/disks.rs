@@ -7,13 +7,18 @@
 //! ([`Supervisor::with_slot`]), so a hot-plug never races a launch that is
 //! reading the attachments for vm.json.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
 
 use super::vm_config::{self, disk_serial};
 use super::{Supervisor, SupervisorError, limits, vmm_client};
+use crate::contract::metadata::MetadataUpdate;
+use crate::contract::socket::{
+    self, AttachRequest, DiskInfo, DiskPatch, EjectWait, Resized, VolumeMetrics,
+};
 use crate::control::store::StoreError;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord};
 
@@ -36,25 +41,18 @@ pub enum Eject {
     Requested,
 }
 
-/// The `PUT /vm/disks` body for `v`: the volume id as the VMM's id and,
-/// without its dash, as the serial (see [`disk_serial`]); O_DIRECT if
-/// `direct`.
-pub fn disk_entry(v: &VolumeRecord, direct: bool) -> Value {
-    json!({
-        "id": v.id,
-        "path": v.path,
-        "read_only": false,
-        "direct": direct,
-        "serial": disk_serial(&v.id),
-        "limits": limits::limits(v),
+/// The `PUT /vm/disks` request for `v`: the volume id as the VMM's id and,
+/// without its dash, as the serial (see [`disk_serial`]); its limits;
+/// O_DIRECT if `direct`.
+pub fn attach_request(v: &VolumeRecord, direct: bool) -> Result<AttachRequest, SupervisorError> {
+    Ok(AttachRequest {
+        id: v.id.clone(),
+        path: PathBuf::from(&v.path),
+        read_only: false,
+        serial: Some(disk_serial(&v.id)),
+        limits: Some(limits::limits(v)?),
+        direct,
     })
-}
-
-fn control(method: &str, path: &str, status: u16, body: &str) -> SupervisorError {
-    SupervisorError::Control(format!(
-        "{method} {path}: status {status}: {}",
-        body.chars().take(200).collect::<String>()
-    ))
 }
 
 impl Supervisor {
@@ -75,8 +73,8 @@ impl Supervisor {
         v: &VolumeRecord,
     ) -> Result<Result<(), Refused>, SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let body = disk_entry(v, self.config().direct_io).to_string();
-        let (status, reply) = vmm_client::request(&socket, "PUT", "/vm/disks", Some(&body))?;
+        let request = attach_request(v, self.config().direct_io)?;
+        let (status, reply) = vmm_client::send(&socket, "PUT", socket::DISKS, &request)?;
         Ok(match status {
             200 | 409 => Ok(()),
             _ => Err(Refused {
@@ -95,16 +93,12 @@ impl Supervisor {
         force: bool,
     ) -> Result<Eject, SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let path = if force {
-            format!("/vm/disks/{volume_id}?force=true")
-        } else {
-            format!("/vm/disks/{volume_id}")
-        };
+        let path = socket::detach_path(volume_id, force);
         let (status, body) = vmm_client::request(&socket, "DELETE", &path, None)?;
         match status {
             200 | 404 => Ok(Eject::Gone),
             202 => Ok(Eject::Requested),
-            _ => Err(control("DELETE", &path, status, &body)),
+            _ => Err(vmm_client::refused("DELETE", &path, status, &body)),
         }
     }
 
@@ -113,21 +107,22 @@ impl Supervisor {
         &self,
         instance_id: &str,
         volume_id: &str,
-    ) -> Result<Option<Value>, SupervisorError> {
-        self.get_json(instance_id, &format!("/vm/disks/{volume_id}"))
+    ) -> Result<Option<DiskInfo>, SupervisorError> {
+        self.get(instance_id, &socket::disk_path(volume_id))
     }
 
-    /// `GET {path}` on the VM's control socket: the JSON document, or None
-    /// on 404.
-    fn get_json(&self, instance_id: &str, path: &str) -> Result<Option<Value>, SupervisorError> {
+    /// `GET {path}` on the VM's control socket: the reply, or None on 404.
+    fn get<T: DeserializeOwned>(
+        &self,
+        instance_id: &str,
+        path: &str,
+    ) -> Result<Option<T>, SupervisorError> {
         let socket = self.layout().socket(instance_id);
         let (status, body) = vmm_client::request(&socket, "GET", path, None)?;
         match status {
-            200 => serde_json::from_str(&body)
-                .map(Some)
-                .map_err(|e| SupervisorError::Control(format!("GET {path}: {e}"))),
+            200 => vmm_client::parse("GET", path, &body).map(Some),
             404 => Ok(None),
-            _ => Err(control("GET", path, status, &body)),
+            _ => Err(vmm_client::refused("GET", path, status, &body)),
         }
     }
 
@@ -143,7 +138,7 @@ impl Supervisor {
             .name(format!("eject-{volume_id}"))
             .spawn(move || {
                 let mut last_error = Instant::now() - Duration::from_secs(60);
-                let mut last_wait = String::new();
+                let mut last_wait: Option<EjectWait> = None;
                 loop {
                     if !sup.has_process(&instance_id) || !sup.is_detaching(&volume_id, &instance_id)
                     {
@@ -156,16 +151,13 @@ impl Supervisor {
                         }
                         Ok(Some(entry)) => {
                             // Why the guest has not let go yet, when it changes.
-                            let wait = entry
-                                .get("eject_wait")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default();
+                            let wait = entry.eject_wait;
                             if wait != last_wait {
                                 eprintln!(
                                     "flint serve: volume {volume_id}: detaching from {instance_id}: {}",
-                                    if wait.is_empty() { "waiting" } else { wait }
+                                    wait.map_or("waiting", EjectWait::name)
                                 );
-                                last_wait = wait.to_string();
+                                last_wait = wait;
                             }
                         }
                         Err(e) if last_error.elapsed() > Duration::from_secs(30) => {
@@ -211,15 +203,13 @@ impl Supervisor {
     /// file's size and tells the guest. Returns the new size in bytes.
     pub fn resize_disk(&self, instance_id: &str, volume_id: &str) -> Result<u64, SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let path = format!("/vm/disks/{volume_id}");
-        let (status, body) =
-            vmm_client::request(&socket, "PATCH", &path, Some(r#"{"resize":true}"#))?;
+        let path = socket::disk_path(volume_id);
+        let (status, body) = vmm_client::send(&socket, "PATCH", &path, &DiskPatch::resize())?;
         if status != 200 {
-            return Err(control("PATCH", &path, status, &body));
+            return Err(vmm_client::refused("PATCH", &path, status, &body));
         }
-        let value: Value = serde_json::from_str(&body)
-            .map_err(|e| SupervisorError::Control(format!("PATCH {path}: {e}")))?;
-        Ok(value.get("size_bytes").and_then(Value::as_u64).unwrap_or(0))
+        let resized: Resized = vmm_client::parse("PATCH", &path, &body)?;
+        Ok(resized.size_bytes)
     }
 
     /// `PATCH /vm/disks/{id}` `{"limits":…}` with the volume's current type,
@@ -230,11 +220,11 @@ impl Supervisor {
         v: &VolumeRecord,
     ) -> Result<(), SupervisorError> {
         let socket = self.layout().socket(instance_id);
-        let path = format!("/vm/disks/{}", v.id);
-        let body = json!({ "limits": limits::limits(v) }).to_string();
-        let (status, reply) = vmm_client::request(&socket, "PATCH", &path, Some(&body))?;
+        let path = socket::disk_path(&v.id);
+        let patch = DiskPatch::limits(Some(limits::limits(v)?));
+        let (status, reply) = vmm_client::send(&socket, "PATCH", &path, &patch)?;
         if status != 200 {
-            return Err(control("PATCH", &path, status, &reply));
+            return Err(vmm_client::refused("PATCH", &path, status, &reply));
         }
         Ok(())
     }
@@ -244,8 +234,8 @@ impl Supervisor {
         &self,
         instance_id: &str,
         volume_id: &str,
-    ) -> Result<Option<Value>, SupervisorError> {
-        self.get_json(instance_id, &format!("/vm/disks/{volume_id}/metrics"))
+    ) -> Result<Option<VolumeMetrics>, SupervisorError> {
+        self.get(instance_id, &socket::disk_metrics_path(volume_id))
     }
 
     /// Pushes the instance's block-device mapping (from its attachments)
@@ -262,15 +252,17 @@ impl Supervisor {
                 return;
             }
         };
-        let mapping = vm_config::block_device_mapping(&volumes);
-        let update = json!({ "block_device_mapping": mapping });
+        let update = MetadataUpdate {
+            block_device_mapping: Some(vm_config::block_device_mapping(&volumes)),
+            ..MetadataUpdate::default()
+        };
         // Not push_metadata: callers may hold the instance's slot, which
         // has_process would take again. No socket means no VM to tell.
         let socket = self.layout().socket(instance_id);
         if !socket.exists() {
             return;
         }
-        if let Err(e) = vmm_client::update_metadata(&socket, &update.to_string()) {
+        if let Err(e) = vmm_client::update_metadata(&socket, &update) {
             eprintln!("flint serve: instance {instance_id}: block-device mapping not pushed: {e}");
         }
     }

@@ -45,6 +45,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::contract::metadata::MetadataUpdate;
+use crate::contract::socket::VmAction;
 use crate::control::store::ips::Subnet;
 use crate::control::store::{Store, StoreError};
 use layout::Layout;
@@ -273,21 +275,21 @@ impl Supervisor {
         if !self.has_process(id) {
             return Err(SupervisorError::NotRunning(id.to_string()));
         }
-        vmm_client::action(&self.layout().socket(id), "reboot")
+        vmm_client::action(&self.layout().socket(id), VmAction::Reboot)
     }
 
-    /// Pushes a `MetadataUpdate` (JSON) to the running VM's metadata
-    /// service. Without a process there is nothing to push: the next
-    /// start writes the stored options into vm.json.
+    /// Pushes a `MetadataUpdate` to the running VM's metadata service.
+    /// Without a process there is nothing to push: the next start writes
+    /// the stored options into vm.json.
     pub fn push_metadata(
         &self,
         id: &str,
-        update: &serde_json::Value,
+        update: &MetadataUpdate,
     ) -> Result<bool, SupervisorError> {
         if !self.has_process(id) {
             return Ok(false);
         }
-        vmm_client::update_metadata(&self.layout().socket(id), &update.to_string())?;
+        vmm_client::update_metadata(&self.layout().socket(id), update)?;
         Ok(true)
     }
 

@@ -23,15 +23,13 @@ use std::net::Ipv4Addr;
 use sha2::{Digest, Sha256};
 
 use super::SupervisorError;
-
-/// Linux interface names are at most 15 bytes.
-const IFNAMSIZ_MAX: usize = 15;
+use crate::contract::config::MAX_TAP_NAME_LEN;
 
 /// The TAP of an instance: `fl` + the last 13 hex digits of its id (ids
 /// are random, so 52 bits keep them apart; the name fits IFNAMSIZ).
 pub fn tap_name(instance_id: &str) -> String {
     let hex = instance_id.strip_prefix("i-").unwrap_or(instance_id);
-    let start = hex.len().saturating_sub(IFNAMSIZ_MAX - 2);
+    let start = hex.len().saturating_sub(MAX_TAP_NAME_LEN - 2);
     format!("fl{}", &hex[start..])
 }
 

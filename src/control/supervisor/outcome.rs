@@ -2,8 +2,8 @@
 //! machine. Pure: the state the record is in, how the process ended, and
 //! the instance's shutdown behaviour decide.
 
+use crate::contract::exit::EXIT_POWEROFF;
 use crate::control::store::instances::{InstanceState, ShutdownBehavior, StateReason};
-use crate::vmm::lifecycle;
 
 /// How the VM process ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ impl Exit {
     /// The guest (or a graceful stop) powered the VM off.
     fn clean(&self) -> bool {
         match self {
-            Exit::Code(code) => *code == i32::from(lifecycle::EXIT_POWEROFF),
+            Exit::Code(code) => *code == i32::from(EXIT_POWEROFF),
             Exit::Signal(_) => false,
             Exit::Unknown { last_words } => last_words.is_none(),
         }

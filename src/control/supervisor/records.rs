@@ -7,12 +7,12 @@ use super::SupervisorConfig;
 use super::network::mac_for;
 use super::vm_config::ROOT_DEVICE;
 use super::volume::gib_for;
+use crate::contract::metadata::MetadataOptions;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::images::ImageRecord;
 use crate::control::store::instances::{InstanceRecord, InstanceState, ShutdownBehavior};
 use crate::control::store::volumes::{VolumeRecord, VolumeState};
 use crate::control::store::{StoreError, Tx, now_ms};
-use crate::vmm::imds::MetadataOptions;
 
 /// One RunInstances' choices, shared by every instance it launches.
 #[derive(Clone, Debug)]

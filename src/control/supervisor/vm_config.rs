@@ -1,31 +1,28 @@
-//! The `flint vmm --config` document of an instance, built from its
-//! records: the root volume as the AMI disk (serial = the volume id as
-//! EC2's NVMe serial spells it), the other attached volumes as `disks` in
-//! device-name order, the NIC with the instance's MAC and private
-//! address, the metadata service's contents, console and socket.
+//! The `flint vmm --config` document of an instance (`contract::config`),
+//! built from its records: the root volume as the AMI disk (serial = the
+//! volume id as EC2's NVMe serial spells it), the other attached volumes
+//! as `disks` in device-name order, the NIC with the instance's MAC and
+//! private address, the metadata service's contents, console and socket.
 //!
-//! Each volume's entry (the `image` for the root volume, `disks[]` for the
-//! others) carries `"id"` (the volume id) and `"limits"` (its EBS type,
-//! size, IOPS and throughput, see limits.rs) besides the typed fields:
-//! they are added to the JSON in [`document`].
+//! Each volume's disk (the `image` for the root volume, `disks[]` for the
+//! others) is built from that volume's record: its id (the disk's name on
+//! the per-VM socket), serial, EBS limits (type, size, IOPS, throughput;
+//! see limits.rs) and O_DIRECT.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
-
 use super::network::{derived_id, tap_name};
 use super::{SupervisorConfig, SupervisorError, limits, types};
+use crate::contract::config::{
+    BootMode, ConsoleConfig, DiskConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
+};
+use crate::contract::metadata::{MetadataConfig, MetadataOptions, PublicKey};
 use crate::control::ec2::clock;
 use crate::control::store::images::ImageRecord;
 use crate::control::store::instances::InstanceRecord;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord};
-use crate::vmm::config::{
-    BootMode, ConsoleConfig, DiskConfig, Identity, ImageConfig, NetConfig, RebootAction, VmConfig,
-};
-use crate::vmm::imds::metadata::PublicKey;
-use crate::vmm::imds::{MetadataConfig, MetadataOptions};
 
 /// The root device name Flint's instances (and AMIs) report.
 pub const ROOT_DEVICE: &str = "/dev/xvda";
@@ -104,25 +101,6 @@ pub fn block_device_mapping(volumes: &[VolumeRecord]) -> BTreeMap<String, String
     mapping
 }
 
-/// The JSON written to vm.json: `vm` with each volume's `id` and `limits`.
-pub fn document(vm: &VmConfig, spec: &LaunchSpec<'_>) -> Result<Value, SupervisorError> {
-    let mut doc = serde_json::to_value(vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
-    if let Some(image) = doc.get_mut("image").and_then(Value::as_object_mut) {
-        image.insert("id".into(), json!(spec.root.id));
-        image.insert("limits".into(), limits::limits(spec.root));
-    }
-    let data = data_volumes(spec.volumes);
-    if let Some(disks) = doc.get_mut("disks").and_then(Value::as_array_mut) {
-        for (entry, v) in disks.iter_mut().zip(data) {
-            if let Some(entry) = entry.as_object_mut() {
-                entry.insert("id".into(), json!(v.id));
-                entry.insert("limits".into(), limits::limits(v));
-            }
-        }
-    }
-    Ok(doc)
-}
-
 /// The stored metadata options (the IMDS's own JSON shape), or EC2's
 /// defaults for a record without any.
 pub fn metadata_options(instance: &InstanceRecord) -> MetadataOptions {
@@ -146,10 +124,28 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
         Some(Err(e)) => return Err(SupervisorError::Config(e)),
         None => BootMode::LegacyBios,
     };
-    let mut image = ImageConfig::new(PathBuf::from(&spec.root.path));
-    image.boot_mode = boot_mode;
-    image.serial = Some(disk_serial(&spec.root.id));
-    image.direct = cfg.direct_io;
+    let root = spec.root;
+    let image = ImageConfig {
+        boot_mode,
+        serial: Some(disk_serial(&root.id)),
+        id: Some(root.id.clone()),
+        limits: Some(limits::limits(root)?),
+        direct: cfg.direct_io,
+        ..ImageConfig::new(PathBuf::from(&root.path))
+    };
+    let disks = data_volumes(spec.volumes)
+        .into_iter()
+        .map(|v| {
+            Ok(DiskConfig {
+                path: PathBuf::from(&v.path),
+                read_only: false,
+                serial: Some(disk_serial(&v.id)),
+                id: Some(v.id.clone()),
+                limits: Some(limits::limits(v)?),
+                direct: cfg.direct_io,
+            })
+        })
+        .collect::<Result<_, SupervisorError>>()?;
     let layout = &cfg.layout;
     Ok(VmConfig {
         vcpus,
@@ -160,18 +156,7 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
             instance_id: id.clone(),
             instance_type: instance.instance_type.clone(),
         },
-        disks: data_volumes(spec.volumes)
-            .into_iter()
-            .map(|v| DiskConfig {
-                path: PathBuf::from(&v.path),
-                read_only: false,
-                serial: Some(disk_serial(&v.id)),
-                id: Some(v.id.clone()),
-                // Filled in by `document` (the limits' JSON shape).
-                limits: None,
-                direct: cfg.direct_io,
-            })
-            .collect(),
+        disks,
         nics: vec![NetConfig {
             tap: tap_name(id),
             mac: instance.mac.clone(),

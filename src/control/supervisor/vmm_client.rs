@@ -1,13 +1,18 @@
-//! A client for the per-VM control socket (`src/vmm/api`): one HTTP/1.1
-//! request per connection, JSON bodies, short timeouts (a wedged VMM must
-//! not wedge the daemon).
+//! A client for the per-VM control socket (`contract::socket`): one
+//! HTTP/1.1 request per connection, the contract's types as JSON bodies,
+//! short timeouts (a wedged VMM must not wedge the daemon).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::SupervisorError;
+use crate::contract::metadata::MetadataUpdate;
+use crate::contract::socket::{self, VmAction, VmState, VmStatus};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// The control socket's answers are small; more is not a VMM talking.
@@ -59,47 +64,68 @@ fn parse_reply(reply: &[u8]) -> Option<(u16, String)> {
     Some((status, body.to_string()))
 }
 
-/// `GET /vm`'s `state` (starting | running | shutting-down | stopped).
-pub fn vm_state(socket: &Path) -> Result<String, SupervisorError> {
-    let (status, body) = request(socket, "GET", "/vm", None)?;
+/// `request` with `body` as its JSON.
+pub fn send<T: Serialize>(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &T,
+) -> Result<(u16, String), SupervisorError> {
+    let body = serde_json::to_string(body)
+        .map_err(|e| SupervisorError::Control(format!("{method} {path}: {e}")))?;
+    request(socket, method, path, Some(&body))
+}
+
+/// A reply body as the contract's type `T`.
+pub fn parse<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<T, SupervisorError> {
+    serde_json::from_str(body)
+        .map_err(|e| SupervisorError::Control(format!("{method} {path}: {e}")))
+}
+
+/// A refusal: the status and the start of what the VMM said.
+pub fn refused(method: &str, path: &str, status: u16, body: &str) -> SupervisorError {
+    SupervisorError::Control(format!(
+        "{method} {path}: status {status}: {}",
+        body.chars().take(200).collect::<String>()
+    ))
+}
+
+/// `GET /vm`.
+pub fn vm_status(socket: &Path) -> Result<VmStatus, SupervisorError> {
+    let (status, body) = request(socket, "GET", socket::VM, None)?;
     if status != 200 {
-        return Err(SupervisorError::Control(format!(
-            "GET /vm: status {status}"
-        )));
+        return Err(refused("GET", socket::VM, status, &body));
     }
-    let value: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| SupervisorError::Control(format!("GET /vm: {e}")))?;
-    value
-        .get("state")
-        .and_then(|s| s.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| SupervisorError::Control("GET /vm: no state".into()))
+    parse("GET", socket::VM, &body)
+}
+
+/// `GET /vm`'s `state`.
+pub fn vm_state(socket: &Path) -> Result<VmState, SupervisorError> {
+    vm_status(socket).map(|s| s.state)
 }
 
 /// `PUT /vm/shutdown`, `/vm/stop`, `/vm/reboot`: 202 expected.
-pub fn action(socket: &Path, name: &str) -> Result<(), SupervisorError> {
-    let path = format!("/vm/{name}");
+pub fn action(socket: &Path, action: VmAction) -> Result<(), SupervisorError> {
+    let path = action.path();
     let (status, body) = request(socket, "PUT", &path, None)?;
     if status == 202 || status == 200 {
         Ok(())
     } else {
-        Err(SupervisorError::Control(format!(
-            "PUT {path}: status {status}: {}",
-            body.chars().take(200).collect::<String>()
-        )))
+        Err(refused("PUT", &path, status, &body))
     }
 }
 
-/// `PUT /vm/metadata` with a `MetadataUpdate` document.
-pub fn update_metadata(socket: &Path, update: &str) -> Result<(), SupervisorError> {
-    let (status, body) = request(socket, "PUT", "/vm/metadata", Some(update))?;
+/// `PUT /vm/metadata`.
+pub fn update_metadata(socket: &Path, update: &MetadataUpdate) -> Result<(), SupervisorError> {
+    let (status, body) = send(socket, "PUT", socket::METADATA, update)?;
     if status == 200 {
         Ok(())
     } else {
-        Err(SupervisorError::Control(format!(
-            "PUT /vm/metadata: status {status}: {}",
-            body.chars().take(200).collect::<String>()
-        )))
+        Err(refused("PUT", socket::METADATA, status, &body))
     }
 }
 

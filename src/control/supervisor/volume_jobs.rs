@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{DELETED_VOLUME_RETENTION_MS, Supervisor, SupervisorError, volume};
+use crate::contract::socket::DiskState;
 use crate::control::store::modifications::ModificationState;
 use crate::control::store::snapshots::SnapshotState;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
@@ -327,7 +328,7 @@ impl Supervisor {
                 },
                 (_, None) => self.finish_detach(instance, &v.id),
                 (_, Some(entry)) => {
-                    let ejecting = entry.get("state").and_then(|s| s.as_str()) == Some("detaching");
+                    let ejecting = entry.state == DiskState::Detaching;
                     if !ejecting
                         && self.unplug(instance, &v.id, false)? == super::disks::Eject::Gone
                     {

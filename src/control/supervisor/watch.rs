@@ -11,6 +11,7 @@ use super::process;
 use super::settle::{fail_launch, settle};
 use super::vm_config::{self, LaunchSpec};
 use super::{Live, Slot, Supervisor, SupervisorError, network, vmm_client, volume};
+use crate::contract::socket::{VmAction, VmState};
 use crate::control::store::instances::{InstanceState, StateReason};
 use crate::control::store::processes::VmmProcess;
 use crate::control::store::{StoreError, Tx};
@@ -102,9 +103,8 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
         tags,
     };
     let vm = vm_config::build(cfg, &spec)?;
-    let doc = vm_config::document(&vm, &spec)?;
     let json =
-        serde_json::to_string_pretty(&doc).map_err(|e| SupervisorError::Config(e.to_string()))?;
+        serde_json::to_string_pretty(&vm).map_err(|e| SupervisorError::Config(e.to_string()))?;
     let config_path = layout.vm_config(id);
     write_atomically(&config_path, json.as_bytes())?;
     if let Some(bridge) = &cfg.bridge {
@@ -206,7 +206,7 @@ pub(super) fn poll_running(sup: &Arc<Supervisor>, id: &str, generation: u64) {
         .spawn(move || {
             let socket = sup.layout().socket(&id);
             while sup.is_current(&id, generation) {
-                if matches!(vmm_client::vm_state(&socket).as_deref(), Ok("running")) {
+                if matches!(vmm_client::vm_state(&socket), Ok(VmState::Running)) {
                     let moved = sup.store().write(|t| {
                         t.transition_instance(
                             &id,
@@ -237,7 +237,11 @@ pub(super) fn stop_process(
     state: InstanceState,
 ) {
     let socket = sup.layout().socket(id);
-    let how = if force { "stop" } else { "shutdown" };
+    let how = if force {
+        VmAction::Stop
+    } else {
+        VmAction::Shutdown
+    };
     if vmm_client::action(&socket, how).is_err() {
         // No control socket: SIGTERM is the VMM's graceful stop too.
         let signal = if force { libc::SIGKILL } else { libc::SIGTERM };
@@ -277,7 +281,7 @@ fn escalate(sup: &Arc<Supervisor>, id: &str, live: &Live, timeout: Duration) {
         return;
     }
     eprintln!("flint serve: instance {id}: no shutdown within {timeout:?}: hard stop");
-    let _ = vmm_client::action(&sup.layout().socket(id), "stop");
+    let _ = vmm_client::action(&sup.layout().socket(id), VmAction::Stop);
     if !wait(sup.cfg.kill_grace) {
         return;
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use super::http::Request;
 use super::{Reply, method_not_allowed};
-use crate::vmm::devices::virtio::block::{Volume, VolumeMetrics};
+use crate::contract::socket::METRIC_FAMILIES;
+use crate::vmm::devices::virtio::block::Volume;
 use crate::vmm::disks::DiskTable;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -39,97 +40,19 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// One metric family: name, type, help, and its value per volume (None:
-/// no series for that volume).
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    value: fn(&VolumeMetrics) -> Option<f64>,
-}
-
-const FAMILIES: &[Family] = &[
-    Family {
-        name: "flint_volume_read_ops_total",
-        kind: "counter",
-        help: "Completed read operations (EBS VolumeReadOps).",
-        value: |m| Some(m.read_ops as f64),
-    },
-    Family {
-        name: "flint_volume_write_ops_total",
-        kind: "counter",
-        help: "Completed write operations (EBS VolumeWriteOps).",
-        value: |m| Some(m.write_ops as f64),
-    },
-    Family {
-        name: "flint_volume_read_bytes_total",
-        kind: "counter",
-        help: "Bytes read (EBS VolumeReadBytes).",
-        value: |m| Some(m.read_bytes as f64),
-    },
-    Family {
-        name: "flint_volume_write_bytes_total",
-        kind: "counter",
-        help: "Bytes written (EBS VolumeWriteBytes).",
-        value: |m| Some(m.write_bytes as f64),
-    },
-    Family {
-        name: "flint_volume_read_time_seconds_total",
-        kind: "counter",
-        help: "Summed latency of completed reads (EBS VolumeTotalReadTime).",
-        value: |m| Some(m.total_read_time),
-    },
-    Family {
-        name: "flint_volume_write_time_seconds_total",
-        kind: "counter",
-        help: "Summed latency of completed writes (EBS VolumeTotalWriteTime).",
-        value: |m| Some(m.total_write_time),
-    },
-    Family {
-        name: "flint_volume_queue_length",
-        kind: "gauge",
-        help: "Requests in flight (EBS VolumeQueueLength).",
-        value: |m| Some(m.queue_length as f64),
-    },
-    Family {
-        name: "flint_volume_idle_time_seconds_total",
-        kind: "counter",
-        help: "Time with no request in flight (EBS VolumeIdleTime).",
-        value: |m| Some(m.idle_time),
-    },
-    Family {
-        name: "flint_volume_burst_balance_percent",
-        kind: "gauge",
-        help: "Burst bucket left, percent (EBS BurstBalance; gp2, st1, sc1 only).",
-        value: |m| m.burst_balance,
-    },
-    Family {
-        name: "flint_volume_throttled_ops_total",
-        kind: "counter",
-        help: "Requests held back by the volume's limits.",
-        value: |m| Some(m.throttled_ops as f64),
-    },
-    Family {
-        name: "flint_volume_throttled_bytes_total",
-        kind: "counter",
-        help: "Bytes of the requests held back by the volume's limits.",
-        value: |m| Some(m.throttled_bytes as f64),
-    },
-];
-
-/// The text exposition format, version 0.0.4.
+/// The text exposition format, version 0.0.4: the contract's families.
 fn prometheus(volumes: &[Arc<Volume>]) -> String {
-    let metrics: Vec<(String, VolumeMetrics)> = volumes
+    let values: Vec<(String, [Option<f64>; 11])> = volumes
         .iter()
-        .map(|v| (label(v.id()), v.metrics()))
+        .map(|v| (label(v.id()), v.metrics().values()))
         .collect();
     let mut out = String::new();
-    for f in FAMILIES {
-        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
-        for (id, m) in &metrics {
-            if let Some(v) = (f.value)(m) {
-                let _ = writeln!(out, "{}{{volume_id=\"{id}\"}} {v}", f.name);
+    for (i, f) in METRIC_FAMILIES.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {} {}", f.prometheus, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.prometheus, f.kind);
+        for (id, values) in &values {
+            if let Some(v) = values[i] {
+                let _ = writeln!(out, "{}{{volume_id=\"{id}\"}} {v}", f.prometheus);
             }
         }
     }

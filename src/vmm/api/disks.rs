@@ -1,18 +1,18 @@
-//! The control socket's disk endpoints:
+//! The control socket's disk endpoints (`contract::socket`):
 //!
 //! ```text
-//! GET    /vm/disks                 200 [entry...]
-//! PUT    /vm/disks                 {"id","path","read_only","serial","limits","direct"}
-//!                                  200 entry (hot-plugged); 400 / 409 / 422 / 507
-//! GET    /vm/disks/{id}            200 entry; 404
-//! GET    /vm/disks/{id}/metrics    200 {"VolumeReadOps": n, ..., "BurstBalance": pct|null}; 404
-//! DELETE /vm/disks/{id}            202 entry, "detaching" until the guest ejects
-//! DELETE /vm/disks/{id}?force=true 200 entry, "detached": removed now
-//! PATCH  /vm/disks/{id}            {"resize":true} 200 {"size_bytes":N}
-//!                                  {"limits":LIMITS|null} 200 entry (applied live)
-//!                                  both: 200 entry; 400 bad limits, 404
+//! GET    /vm/disks                 200 [DiskInfo...]
+//! PUT    /vm/disks                 AttachRequest {"id","path","read_only","serial","limits","direct"}
+//!                                  200 DiskInfo (hot-plugged); 400 / 409 / 422 / 507
+//! GET    /vm/disks/{id}            200 DiskInfo; 404
+//! GET    /vm/disks/{id}/metrics    200 VolumeMetrics {"VolumeReadOps": n, ..., "BurstBalance": pct|null}; 404
+//! DELETE /vm/disks/{id}            202 DiskInfo, "detaching" until the guest ejects
+//! DELETE /vm/disks/{id}?force=true 200 DiskInfo, "detached": removed now
+//! PATCH  /vm/disks/{id}            DiskPatch {"resize":true} 200 Resized {"size_bytes":N}
+//!                                  {"limits":LIMITS|null} 200 DiskInfo (applied live)
+//!                                  both: 200 DiskInfo; 400 bad limits, 404
 //! ```
-//! entry = {"id","path","read_only","direct","serial","slot","state","size_bytes","limits"},
+//! DiskInfo = {"id","path","read_only","direct","serial","slot","state","size_bytes","limits"},
 //! state "attached" or "detaching" ("detached" only in a forced removal's reply);
 //! LIMITS = {"volume_type": "gp2|gp3|io1|io2|st1|sc1|standard", "size_gib": N,
 //! "iops": N?, "throughput_mibps": N?}, checked by EBS's rules for the type.
@@ -29,7 +29,8 @@ use serde::Serialize;
 
 use super::http::Request;
 use super::{ApiShared, Reply, method_not_allowed};
-use crate::vmm::disks::{AttachRequest, DiskOp, DiskOpError, DiskPatch, DiskReply, DiskTable};
+use crate::contract::socket::{self, AttachRequest, DiskPatch, ErrorReply, Resized};
+use crate::vmm::disks::{DiskOp, DiskOpError, DiskReply, DiskTable};
 
 /// How long a disk command may wait for the main loop (it answers within
 /// milliseconds while a boot runs). Together with the grace below, under
@@ -56,7 +57,7 @@ fn json<T: Serialize>(status: u16, value: &T) -> Reply {
 }
 
 fn error(status: u16, message: impl std::fmt::Display) -> Reply {
-    json(status, &serde_json::json!({ "error": message.to_string() }))
+    json(status, &ErrorReply::new(message))
 }
 
 /// Answers a request under /vm/disks.
@@ -68,7 +69,7 @@ pub(super) fn route(request: &Request, shared: &ApiShared) -> Reply {
     let Some(table) = shared.disk_table() else {
         return error(404, "this VM has no disks table");
     };
-    let rest = path.strip_prefix("/vm/disks").unwrap_or("");
+    let rest = path.strip_prefix(socket::DISKS).unwrap_or("");
     if rest.is_empty() {
         return match request.method.as_str() {
             "GET" => json(200, &table.list()),
@@ -163,7 +164,7 @@ fn run(shared: &ApiShared, op: DiskOp) -> Reply {
         Ok(Ok(DiskReply::Entry(entry))) => json(200, &entry),
         Ok(Ok(DiskReply::EjectRequested(entry))) => json(202, &entry),
         Ok(Ok(DiskReply::Removed(entry))) => json(200, &entry),
-        Ok(Ok(DiskReply::Resized(size))) => json(200, &serde_json::json!({ "size_bytes": size })),
+        Ok(Ok(DiskReply::Resized(size_bytes))) => json(200, &Resized { size_bytes }),
         Ok(Err(e)) => error(e.status(), e),
         Err(_) => error(
             503,

@@ -1,13 +1,14 @@
-//! The per-VM control socket: JSON over HTTP/1.1 on a Unix socket.
+//! The per-VM control socket: JSON over HTTP/1.1 on a Unix socket. Its
+//! paths, requests and replies are the contract's (`contract::socket`):
 //!
 //! ```text
-//! GET /vm             200 {"state": "running", "boots": 1, "vcpus": 2, ...,
+//! GET /vm             200 VmStatus {"state": "running", "boots": 1, "vcpus": 2, ...,
 //!                      "msi_gsis": N (MSI routes the boot holds: a leak check)}
 //! PUT /vm/shutdown    202  graceful: ACPI power button, hard stop after the timeout
 //! PUT /vm/stop        202  hard stop now
 //! PUT /vm/reboot      202  hard reset (as the reset button)
 //! GET /vm/metadata    200  what the metadata service serves (JSON, as --metadata)
-//! PUT /vm/metadata    200  merge an update: {"tags": {...}, "block_device_mapping":
+//! PUT /vm/metadata    200  merge a MetadataUpdate: {"tags": {...}, "block_device_mapping":
 //!                          {...}, "metadata_options": {...}, "user_data_base64": "..."}
 //! .../vm/disks...          disk hot-plug, unplug, resize, limits, metrics: see `disks`
 //! GET /vm/metrics     200  every disk's EBS metrics, Prometheus text: see `disk_metrics`
@@ -27,12 +28,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde::Serialize;
 use thiserror::Error;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use crate::contract::metadata::MetadataUpdate;
+use crate::contract::socket::{self, Accepted, ErrorReply, VmAction, VmState, VmStatus};
 use crate::vmm::disks::DiskTable;
-use crate::vmm::imds::{Imds, MetadataUpdate};
+use crate::vmm::imds::Imds;
 use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
 use crate::vmm::vm::Vm;
@@ -48,19 +50,6 @@ pub enum ApiError {
     Thread(std::io::Error),
     #[error("API thread seccomp filter: {0}")]
     Seccomp(String),
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VmStatus {
-    /// starting | running | shutting-down | stopped
-    pub state: &'static str,
-    pub boots: u32,
-    pub vcpus: u8,
-    pub memory_mib: u64,
-    pub pid: u32,
-    /// The running boot's MSI GSIs in use (`Vm::msi_gsis_in_use`); filled
-    /// in when asked.
-    pub msi_gsis: u32,
 }
 
 /// What the API thread and the VMM's main loop share.
@@ -159,7 +148,7 @@ impl ApiShared {
         &self.event
     }
 
-    pub fn set_state(&self, state: &'static str) {
+    pub fn set_state(&self, state: VmState) {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).state = state;
     }
 
@@ -224,7 +213,7 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
         let request = match http::read_request(&mut stream, &mut buf) {
             Ok(http::ReadOutcome::Request(r)) => r,
             Ok(http::ReadOutcome::Bad(reason)) => {
-                let body = serde_json::json!({ "error": reason }).to_string();
+                let body = to_json(&ErrorReply::new(reason));
                 let _ = http::write_response(&mut stream, 400, &[("Connection", "close")], &body);
                 return;
             }
@@ -247,7 +236,7 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
 /// The reply and its content type: JSON but for the Prometheus text.
 fn respond(request: &http::Request, shared: &ApiShared) -> (Reply, &'static str) {
     let path = request.path.split('?').next().unwrap_or("");
-    if path == "/vm/metrics" {
+    if path == socket::METRICS {
         let reply = disk_metrics::route(request, shared.disk_table().as_deref());
         // A refusal (405) is JSON like every other.
         let kind = if reply.0 == 200 {
@@ -262,52 +251,48 @@ fn respond(request: &http::Request, shared: &ApiShared) -> (Reply, &'static str)
 
 fn route(request: &http::Request, shared: &ApiShared) -> Reply {
     let path = request.path.split('?').next().unwrap_or("");
-    if path == "/vm/disks" || path.starts_with("/vm/disks/") {
+    if path == socket::DISKS || path.starts_with(&format!("{}/", socket::DISKS)) {
         return disks::route(request, shared);
     }
-    let action = match path {
-        "/vm/metadata" => return metadata(request, shared),
-        "/vm" => {
-            return if request.method == "GET" {
-                let status = shared.status();
-                (
-                    200,
-                    None,
-                    serde_json::to_string(&status).unwrap_or_default(),
-                )
-            } else {
-                method_not_allowed("GET")
-            };
-        }
-        "/vm/shutdown" => VmRequest::GracefulShutdown,
-        "/vm/stop" => VmRequest::HardStop,
-        "/vm/reboot" => VmRequest::Reset,
-        _ => {
-            let body = serde_json::json!({ "error": format!("no such path: {path}") });
-            return (404, None, body.to_string());
-        }
+    if path == socket::METADATA {
+        return metadata(request, shared);
+    }
+    if path == socket::VM {
+        return if request.method == "GET" {
+            (200, None, to_json(&shared.status()))
+        } else {
+            method_not_allowed("GET")
+        };
+    }
+    let Some(action) = VmAction::from_path(path) else {
+        return (
+            404,
+            None,
+            to_json(&ErrorReply::new(format!("no such path: {path}"))),
+        );
     };
     if request.method != "PUT" {
         return method_not_allowed("PUT");
     }
-    shared.push(action);
-    let name = path.trim_start_matches("/vm/");
-    (
-        202,
-        None,
-        serde_json::json!({ "accepted": name }).to_string(),
-    )
+    shared.push(match action {
+        VmAction::Shutdown => VmRequest::GracefulShutdown,
+        VmAction::Stop => VmRequest::HardStop,
+        VmAction::Reboot => VmRequest::Reset,
+    });
+    let accepted = Accepted {
+        accepted: action.name().to_string(),
+    };
+    (202, None, to_json(&accepted))
+}
+
+/// A reply body (the contract's types cannot fail to serialize).
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// GET: the metadata service's configuration; PUT: merge an update.
 fn metadata(request: &http::Request, shared: &ApiShared) -> Reply {
-    let error = |status: u16, msg: String| {
-        (
-            status,
-            None,
-            serde_json::json!({ "error": msg }).to_string(),
-        )
-    };
+    let error = |status: u16, msg: String| (status, None, to_json(&ErrorReply::new(msg)));
     let imds = shared
         .imds
         .lock()
@@ -345,8 +330,8 @@ fn metadata(request: &http::Request, shared: &ApiShared) -> Reply {
 }
 
 fn method_not_allowed(allow: &'static str) -> Reply {
-    let body = serde_json::json!({ "error": format!("method not allowed; use {allow}") });
-    (405, Some(allow), body.to_string())
+    let body = ErrorReply::new(format!("method not allowed; use {allow}"));
+    (405, Some(allow), to_json(&body))
 }
 
 /// What the control socket's tests share: a VM's status and a client.
@@ -357,10 +342,10 @@ pub(crate) mod testing {
     use std::path::Path;
     use std::sync::Arc;
 
-    use super::{ApiShared, VmStatus};
+    use super::{ApiShared, VmState, VmStatus};
 
     /// The shared state of a small one-boot VM in `state`.
-    pub fn shared(state: &'static str) -> Arc<ApiShared> {
+    pub fn shared(state: VmState) -> Arc<ApiShared> {
         ApiShared::new(VmStatus {
             state,
             boots: 1,
@@ -405,16 +390,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("flint-api-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vm.sock");
-        let shared = testing::shared("running");
+        let shared = testing::shared(VmState::Running);
         start(&path, shared.clone(), false).unwrap();
         let reply = exchange(&path, "GET /vm HTTP/1.1\r\nConnection: close\r\n\r\n");
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.contains("\"state\":\"running\""));
+        // As the daemon reads it.
+        let body = |reply: &str| reply.split_once("\r\n\r\n").unwrap().1.to_string();
+        let status: VmStatus = serde_json::from_str(&body(&reply)).unwrap();
+        assert_eq!((status.state, status.boots), (VmState::Running, 1));
         let reply = exchange(
             &path,
             "PUT /vm/shutdown HTTP/1.1\r\nConnection: close\r\n\r\n",
         );
         assert!(reply.starts_with("HTTP/1.1 202"));
+        let accepted: Accepted = serde_json::from_str(&body(&reply)).unwrap();
+        assert_eq!(accepted.accepted, "shutdown");
         assert_eq!(shared.next_request(), Some(VmRequest::GracefulShutdown));
         assert_eq!(shared.next_request(), None);
         let reply = exchange(&path, "GET /vm/stop HTTP/1.1\r\nConnection: close\r\n\r\n");

@@ -15,7 +15,7 @@ use linux_loader::loader::{self, BzImage, Cmdline, Elf, KernelLoader, PvhBootCap
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
-use crate::vmm::config::KernelConfig;
+use crate::contract::config::KernelConfig;
 use crate::vmm::layout::{
     CMDLINE_MAX_SIZE, CMDLINE_START, HIGH_RAM_START, PCI_HOLE_START, ZERO_PAGE_START,
 };

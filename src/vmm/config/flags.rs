@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::vmm::imds::MetadataConfig;
-
-use super::{
-    BootMode, ConfigError, ConsoleConfig, DiskConfig, ImageConfig, KernelConfig, NetConfig,
-    RebootAction, VmConfig,
+use super::{ConfigError, VmConfigExt};
+use crate::contract::config::{
+    BootMode, ConsoleConfig, DiskConfig, ImageConfig, KernelConfig, NetConfig, RebootAction,
+    VmConfig, default_cmdline,
 };
+use crate::contract::metadata::MetadataConfig;
 
 #[derive(Debug, Default, Args)]
 pub struct VmmArgs {
@@ -105,7 +105,7 @@ impl VmmArgs {
                     .cmdline
                     .clone()
                     .or_else(|| previous.map(|k| k.cmdline))
-                    .unwrap_or_else(super::default_cmdline),
+                    .unwrap_or_else(default_cmdline),
             });
         }
         if let Some(path) = &self.image {

@@ -1,23 +1,24 @@
-//! What one VM is made of: the JSON config file of `flint vmm --config`,
-//! the equivalent command-line flags, and validation of both before any VM
-//! is created.
+//! The VMM's side of the VM config (`contract::config`): the equivalent
+//! command-line flags, and the checks of a config before any VM is
+//! created — the contract's own rules (disk ids, serials, EBS limits,
+//! NICs, identity, metadata) and what only the VMM can check: files on
+//! this host, the firmware, the limits of this VMM (vCPUs, memory, the
+//! kernel command line).
 
 mod flags;
-pub mod image;
-pub mod net;
 
 pub use flags::VmmArgs;
-pub use image::{BootMode, Identity, ImageConfig};
-pub use net::{MAX_NICS, NIC_SLOT_FIRST, NetConfig};
-
-use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
-use crate::vmm::imds::MetadataConfig;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::contract::config::{
+    BootMode, IdentityError, ImageConfig, KernelConfig, MAX_DISK_ID_LEN, MAX_DISKS, MAX_SERIAL_LEN,
+    NetConfigError, VmConfig, net, valid_disk_id, valid_serial,
+};
+use crate::contract::ebs::LimitsError;
 
 /// Below this the Debian kernel cannot even unpack its initramfs.
 pub const MIN_MEMORY_MIB: u64 = 64;
@@ -25,143 +26,30 @@ pub const MIN_MEMORY_MIB: u64 = 64;
 pub const MAX_MEMORY_MIB: u64 = 1 << 20;
 /// x2APIC ids are not set up, so xAPIC's 8-bit ids bound the count.
 pub const MAX_VCPUS: u8 = 254;
-/// Disks occupy PCI slots; the rest stay free for hot-plug and NICs.
-pub const MAX_DISKS: usize = 16;
-/// virtio-blk's ID field is 20 bytes.
-pub const MAX_SERIAL_LEN: usize = 20;
-/// A disk id names the disk in control-socket paths (/vm/disks/{id}).
-pub const MAX_DISK_ID_LEN: usize = 64;
+/// NICs occupy fixed PCI slots from here (slot 5 is the primary ENI's on
+/// EC2 Nitro instances: `ens5`), so attaching disks never renames them.
+pub const NIC_SLOT_FIRST: u8 = 5;
+/// A disk smaller than one sector cannot hold a boot record.
+const SECTOR: u64 = 512;
+/// The BIOS is mapped below 4 GiB and its last 128 KiB aliased at 0xE0000.
+pub const FIRMWARE_MIN_BYTES: u64 = 128 << 10;
+/// Room below 4 GiB above the IOAPIC/LAPIC and KVM's TSS pages.
+pub const FIRMWARE_MAX_BYTES: u64 = 16 << 20;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct VmConfig {
-    #[serde(default = "default_vcpus")]
-    pub vcpus: u8,
-    #[serde(default = "default_memory_mib")]
-    pub memory_mib: u64,
-    /// Direct kernel boot.
-    pub kernel: Option<KernelConfig>,
-    /// AMI disk boot through firmware: the image is the first disk.
-    pub image: Option<ImageConfig>,
-    /// Who the VM is, as EC2 would say (SMBIOS; later the metadata service).
-    #[serde(default)]
-    pub identity: Identity,
-    #[serde(default)]
-    pub disks: Vec<DiskConfig>,
-    /// NICs, in order, on PCI slots from NIC_SLOT_FIRST.
-    #[serde(default)]
-    pub nics: Vec<NetConfig>,
-    /// What the instance metadata service on 169.254.169.254 serves (on
-    /// the first NIC). None: no metadata service.
-    pub metadata: Option<MetadataConfig>,
-    #[serde(default)]
-    pub console: ConsoleConfig,
-    /// The per-VM control socket (JSON over HTTP).
-    pub api_socket: Option<PathBuf>,
-    #[serde(default)]
-    pub on_reboot: RebootAction,
-    /// How long a graceful shutdown (SIGTERM, API) may take before a hard stop.
-    #[serde(default = "default_shutdown_timeout")]
-    pub shutdown_timeout_s: u64,
-    #[serde(default = "default_true")]
-    pub seccomp: bool,
-    /// Let the event loop batch block I/O when that pays (see
-    /// `vmm::loop_policy`); false: every kick and completion is served as
-    /// soon as the scheduler allows.
-    #[serde(default = "default_true")]
-    pub io_batching: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KernelConfig {
-    /// bzImage or ELF vmlinux.
-    pub path: PathBuf,
-    pub initrd: Option<PathBuf>,
-    #[serde(default = "default_cmdline")]
-    pub cmdline: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DiskConfig {
-    pub path: PathBuf,
-    #[serde(default)]
-    pub read_only: bool,
-    /// The disk's serial (virtio-blk ID): the volume id on Flint.
-    pub serial: Option<String>,
-    /// The disk's name on the control socket (GET /vm/disks); default: the
-    /// serial, else `disk<N>` by position (the AMI image counts as 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// EBS volume-type performance limits; None: as fast as the host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<Limits>,
-    /// Bypass the host page cache (O_DIRECT) for aligned requests; the
-    /// image's filesystem must support it (tmpfs before Linux 6.6 does
-    /// not).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub direct: bool,
-}
-
-impl DiskConfig {
-    pub fn new(path: PathBuf) -> Self {
-        DiskConfig {
-            path,
-            ..DiskConfig::default()
-        }
-    }
-}
-
-/// Whether `id` can name a disk: 1 to MAX_DISK_ID_LEN of `[A-Za-z0-9._-]`,
-/// so it needs no escaping in a URL path or a Prometheus label.
-pub fn valid_disk_id(id: &str) -> bool {
-    (1..=MAX_DISK_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Whether `serial` fits virtio-blk's ID field: printable ASCII, at most
-/// MAX_SERIAL_LEN bytes.
-pub fn valid_serial(serial: &str) -> bool {
-    serial.len() <= MAX_SERIAL_LEN && serial.bytes().all(|b| b.is_ascii_graphic())
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// Append the serial console to this file.
-    pub file: Option<PathBuf>,
-    /// Also connect the console to the VMM's stdin/stdout.
-    #[serde(default)]
-    pub stdio: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum RebootAction {
-    /// Reset the VM and boot again, as a PC does.
-    #[default]
-    Restart,
-    /// Exit with EXIT_REBOOT so a supervisor can decide.
-    Exit,
-}
-
-fn default_vcpus() -> u8 {
-    1
-}
-fn default_memory_mib() -> u64 {
-    512
-}
-fn default_cmdline() -> String {
-    "console=ttyS0 reboot=k panic=1".to_string()
-}
-fn default_shutdown_timeout() -> u64 {
-    30
-}
-fn default_true() -> bool {
-    true
+#[derive(Debug, Error)]
+pub enum ImageError {
+    #[error(
+        "disk image {0} is empty or smaller than one 512-byte sector: nothing can boot from it"
+    )]
+    Empty(PathBuf),
+    #[error(
+        "boot mode uefi is not available yet (Flint's UEFI firmware is a later milestone); use legacy-bios"
+    )]
+    UefiUnavailable,
+    #[error(
+        "firmware {path} is {size} bytes; a BIOS image is a multiple of 64 KiB between 128 KiB and 16 MiB"
+    )]
+    FirmwareSize { path: PathBuf, size: u64 },
 }
 
 #[derive(Debug, Error)]
@@ -185,9 +73,11 @@ pub enum ConfigError {
     #[error("give either a kernel (--kernel) or a disk image (--image), not both")]
     TwoBootSources,
     #[error(transparent)]
-    Image(#[from] image::ImageError),
+    Image(#[from] ImageError),
     #[error(transparent)]
-    Net(#[from] net::NetConfigError),
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Net(#[from] NetConfigError),
     #[error("metadata: {0}")]
     Metadata(String),
     #[error("{what} {path}: {reason}")]
@@ -218,8 +108,15 @@ pub enum ConfigError {
     ConsoleDir(PathBuf),
 }
 
-impl VmConfig {
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+/// Reading and checking a VM config, as `flint vmm` does.
+pub trait VmConfigExt: Sized {
+    fn from_file(path: &Path) -> Result<Self, ConfigError>;
+    /// Checks everything that can be checked before creating the VM.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+impl VmConfigExt for VmConfig {
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -230,8 +127,7 @@ impl VmConfig {
         })
     }
 
-    /// Checks everything that can be checked before creating the VM.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
             return Err(ConfigError::Vcpus(self.vcpus.into()));
         }
@@ -242,7 +138,7 @@ impl VmConfig {
             (None, None) => return Err(ConfigError::NoBootSource),
             (Some(_), Some(_)) => return Err(ConfigError::TwoBootSources),
             (Some(kernel), None) => validate_kernel(kernel)?,
-            (None, Some(image)) => image.validate()?,
+            (None, Some(image)) => validate_image(image)?,
         }
         self.identity.validate()?;
         net::validate_nics(&self.nics)?;
@@ -309,33 +205,34 @@ impl VmConfig {
         }
         Ok(())
     }
+}
 
-    /// Every disk in PCI slot order: the AMI image (the root volume) first,
-    /// then the extra disks.
-    pub fn all_disks(&self) -> Vec<DiskConfig> {
-        let root = self.image.as_ref().map(ImageConfig::disk);
-        root.into_iter().chain(self.disks.iter().cloned()).collect()
+/// The image's contents are the guest's: only its size is looked at.
+fn validate_image(image: &ImageConfig) -> Result<(), ConfigError> {
+    check_file("disk image", &image.path, true)?;
+    let size = fs::metadata(&image.path).map(|m| m.len()).unwrap_or(0);
+    if size < SECTOR && !is_block_device(&image.path) {
+        return Err(ImageError::Empty(image.path.clone()).into());
     }
+    if image.boot_mode == BootMode::Uefi {
+        return Err(ImageError::UefiUnavailable.into());
+    }
+    check_file("firmware", &image.firmware, false)?;
+    let size = fs::metadata(&image.firmware).map(|m| m.len()).unwrap_or(0);
+    let fits = (FIRMWARE_MIN_BYTES..=FIRMWARE_MAX_BYTES).contains(&size);
+    if !fits || !size.is_multiple_of(64 << 10) {
+        return Err(ImageError::FirmwareSize {
+            path: image.firmware.clone(),
+            size,
+        }
+        .into());
+    }
+    Ok(())
+}
 
-    /// The control-socket id of each of `all_disks()`: its own, else its
-    /// serial (when that can name a disk), else `disk<N>`.
-    pub fn disk_ids(&self) -> Vec<String> {
-        self.all_disks()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                d.id.clone()
-                    .or_else(|| d.serial.clone().filter(|s| valid_disk_id(s)))
-                    .unwrap_or_else(|| format!("disk{i}"))
-            })
-            .collect()
-    }
-
-    /// True when the VM starts in firmware (SeaBIOS) rather than in the
-    /// kernel.
-    pub fn boots_firmware(&self) -> bool {
-        self.kernel.is_none() && self.image.is_some()
-    }
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 fn validate_kernel(kernel: &KernelConfig) -> Result<(), ConfigError> {
@@ -353,11 +250,7 @@ fn validate_kernel(kernel: &KernelConfig) -> Result<(), ConfigError> {
 }
 
 /// A regular file (or block device) that can be opened as needed.
-pub(super) fn check_file(
-    what: &'static str,
-    path: &Path,
-    writable: bool,
-) -> Result<(), ConfigError> {
+fn check_file(what: &'static str, path: &Path, writable: bool) -> Result<(), ConfigError> {
     let err = |reason: String| ConfigError::File {
         what,
         path: path.to_path_buf(),

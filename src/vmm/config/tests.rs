@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use super::*;
+use crate::contract::config::DiskConfig;
 
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flint-config-test-{}", std::process::id()));
@@ -237,17 +238,4 @@ fn disk_ids_default_to_the_serial_and_must_be_unique() {
     );
     c.disks[1].id = Some("a/b".into());
     assert!(c.validate().unwrap_err().to_string().contains("disk id"));
-}
-
-#[test]
-fn the_root_volume_takes_an_id_and_limits_as_the_daemon_writes_them() {
-    // vm.json's `image` as flint serve writes it (see vm_config::document).
-    let json = r#"{"image": {"path": "/var/lib/flint/volumes/vol-1.raw",
-        "serial": "vol1", "id": "vol-1",
-        "limits": {"volume_type": "gp2", "size_gib": 8}}}"#;
-    let config: VmConfig = serde_json::from_str(json).unwrap();
-    assert_eq!(config.disk_ids(), ["vol-1"]);
-    let root = &config.all_disks()[0];
-    assert_eq!(root.serial.as_deref(), Some("vol1"));
-    root.limits.unwrap().validate().unwrap();
 }

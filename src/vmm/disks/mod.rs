@@ -16,27 +16,20 @@ pub mod plug;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::vmm::acpi::EjectWait;
-use crate::vmm::config::{VmConfig, valid_disk_id, valid_serial};
-use crate::vmm::device_manager::disk_slot;
-use crate::vmm::devices::virtio::block::throttle::{Limits, LimitsError};
-use crate::vmm::devices::virtio::block::{Volume, VolumeError};
+/// The disk requests and replies of the control socket.
+pub use crate::contract::socket::{AttachRequest, DiskInfo, DiskState};
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DiskState {
-    Attached,
-    /// Eject requested from the guest; the device stays until it ejects.
-    Detaching,
-    /// Only in the reply to a forced detach: the device is gone.
-    Detached,
-}
+use crate::contract::config::VmConfig;
+use crate::contract::ebs::{Limits, LimitsError};
+use crate::contract::socket::{self, BadRequest};
+use crate::vmm::acpi::EjectWait;
+use crate::vmm::device_manager::disk_slot;
+use crate::vmm::devices::virtio::block::{Volume, VolumeError};
 
 /// One disk of the VM. Its id, size and limits are its volume's.
 #[derive(Debug, Clone)]
@@ -74,6 +67,26 @@ impl DiskEntry {
     pub fn limits(&self) -> Option<Limits> {
         self.volume.limits()
     }
+
+    /// The disk as the control socket shows it.
+    pub fn info(&self) -> DiskInfo {
+        DiskInfo {
+            id: self.id().to_string(),
+            path: self.path.clone(),
+            read_only: self.read_only,
+            direct: self.direct,
+            serial: self.serial.clone(),
+            slot: self.slot,
+            state: self.state,
+            size_bytes: self.size_bytes(),
+            limits: self.limits(),
+            eject_wait: self.eject_wait.map(|w| match w {
+                EjectWait::GuestNotListening => socket::EjectWait::GuestNotListening,
+                EjectWait::NotRead => socket::EjectWait::NotRead,
+                EjectWait::GuestHolding => socket::EjectWait::GuestHolding,
+            }),
+        }
+    }
 }
 
 /// The same disk (one volume) in the same place and state.
@@ -87,130 +100,10 @@ impl PartialEq for DiskEntry {
     }
 }
 
-/// The wire name of an [`EjectWait`].
-fn eject_wait_name(w: EjectWait) -> &'static str {
-    match w {
-        EjectWait::GuestNotListening => "guest-not-listening",
-        EjectWait::NotRead => "not-read",
-        EjectWait::GuestHolding => "guest-holding",
-    }
-}
-
-/// `{"id","path","read_only","direct","serial","slot","state","size_bytes","limits"}`,
-/// and `"eject_wait"` while detaching: `guest-not-listening` (firmware,
-/// early boot or the hot-plug event masked: the request is signalled again
-/// until the guest listens), `not-read`, `guest-holding` (the guest read
-/// the request and has not ejected: unbinding its driver, or holding it).
-impl Serialize for DiskEntry {
+/// As [`DiskInfo`].
+impl serde::Serialize for DiskEntry {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            id: &'a str,
-            path: &'a Path,
-            read_only: bool,
-            direct: bool,
-            serial: Option<&'a str>,
-            slot: u8,
-            state: DiskState,
-            size_bytes: u64,
-            limits: Option<Limits>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            eject_wait: Option<&'static str>,
-        }
-        Wire {
-            id: self.id(),
-            path: &self.path,
-            read_only: self.read_only,
-            direct: self.direct,
-            serial: self.serial.as_deref(),
-            slot: self.slot,
-            state: self.state,
-            size_bytes: self.size_bytes(),
-            limits: self.limits(),
-            eject_wait: self.eject_wait.map(eject_wait_name),
-        }
-        .serialize(s)
-    }
-}
-
-/// PUT /vm/disks
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AttachRequest {
-    pub id: String,
-    pub path: PathBuf,
-    #[serde(default)]
-    pub read_only: bool,
-    #[serde(default)]
-    pub serial: Option<String>,
-    #[serde(default)]
-    pub limits: Option<Limits>,
-    /// O_DIRECT for aligned requests (see DiskConfig::direct).
-    #[serde(default)]
-    pub direct: bool,
-}
-
-impl AttachRequest {
-    /// What can be checked without touching the host: the id, the path's
-    /// form, the serial and the limits.
-    pub fn validate(&self) -> Result<(), DiskOpError> {
-        if !valid_disk_id(&self.id) {
-            return Err(DiskOpError::BadRequest(format!(
-                "id {:?} must be 1 to {} characters of A-Z a-z 0-9 . _ -",
-                self.id,
-                crate::vmm::config::MAX_DISK_ID_LEN
-            )));
-        }
-        if !self.path.is_absolute() {
-            return Err(DiskOpError::BadRequest(format!(
-                "path {} is not absolute",
-                self.path.display()
-            )));
-        }
-        if let Some(serial) = &self.serial
-            && !valid_serial(serial)
-        {
-            return Err(DiskOpError::BadRequest(format!(
-                "serial {serial:?} is longer than {} bytes or not printable ASCII",
-                crate::vmm::config::MAX_SERIAL_LEN
-            )));
-        }
-        check_limits(self.limits.as_ref())
-    }
-}
-
-fn check_limits(limits: Option<&Limits>) -> Result<(), DiskOpError> {
-    Ok(limits.map_or(Ok(()), Limits::validate)?)
-}
-
-/// PATCH /vm/disks/{id}: `{"resize": true}` and/or `{"limits": ...}`
-/// (`"limits": null` lifts them). A resize is the main loop's (it owns the
-/// devices); limits are the volume's, applied from any thread.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DiskPatch {
-    #[serde(default)]
-    pub resize: bool,
-    /// Absent: unchanged; `Some(None)`: unthrottled.
-    #[serde(default, deserialize_with = "present")]
-    pub limits: Option<Option<Limits>>,
-}
-
-/// Tells `"limits": null` (Some(None)) from an absent field (None).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Limits>>, D::Error> {
-    Option::<Limits>::deserialize(d).map(Some)
-}
-
-impl DiskPatch {
-    /// Something to change, and limits that can be applied: checked before
-    /// either half of the patch changes anything.
-    pub fn validate(&self) -> Result<(), DiskOpError> {
-        if !self.resize && self.limits.is_none() {
-            return Err(DiskOpError::BadRequest(
-                "nothing to change: give \"resize\": true and/or \"limits\"".into(),
-            ));
-        }
-        check_limits(self.limits.as_ref().and_then(Option::as_ref))
+        self.info().serialize(s)
     }
 }
 
@@ -270,6 +163,12 @@ impl DiskOpError {
             DiskOpError::NoFreeSlot => 507,
             DiskOpError::Device(_) => 500,
         }
+    }
+}
+
+impl From<BadRequest> for DiskOpError {
+    fn from(e: BadRequest) -> Self {
+        DiskOpError::BadRequest(e.0)
     }
 }
 

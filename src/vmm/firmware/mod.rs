@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
+use crate::contract::config::VmConfig;
 use crate::vmm::acpi::{self, AcpiConfig};
 use crate::vmm::bus::{Bus, BusError};
-use crate::vmm::config::VmConfig;
 use crate::vmm::layout::SMBIOS_START;
 use crate::vmm::memory::GuestMemoryMmap;
 use fw_cfg::{FW_CFG_PORT_LEN, FwCfg, FwCfgError, PORT_FW_CFG_SELECTOR, pci_boot_path};

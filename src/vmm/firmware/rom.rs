@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress, MmapRegion, VolatileMemory};
 
-use crate::vmm::config::image::{FIRMWARE_MAX_BYTES, FIRMWARE_MIN_BYTES};
+use crate::vmm::config::{FIRMWARE_MAX_BYTES, FIRMWARE_MIN_BYTES};
 use crate::vmm::layout::{BIOS_LOW_ALIAS_LEN, BIOS_LOW_ALIAS_START, FOUR_GIB};
 use crate::vmm::memory::GuestMemoryMmap;
 use crate::vmm::vm::{Vm, VmError};

@@ -13,10 +13,8 @@
 //!   answering a parse error with `err.to_response()`.
 
 pub mod http;
-pub mod metadata;
 pub mod tokens;
 pub mod tree;
-mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -25,15 +23,16 @@ use std::time::Instant;
 
 use thiserror::Error;
 
+// What it serves is the contract's: the metadata document of the VM
+// config and the updates of the per-VM socket.
+use crate::contract::metadata::{
+    HttpTokens, MetadataConfig, MetadataError, MetadataUpdate, Toggle,
+};
+
 // The datapath and the control socket are wired to these names; until they
 // land, nothing in the crate imports them.
 #[allow(unused_imports)]
 pub use http::{HttpConnection, HttpError, Request, Response};
-#[allow(unused_imports)]
-pub use metadata::{
-    HttpTokens, MetadataConfig, MetadataError, MetadataOptions, MetadataOptionsUpdate,
-    MetadataUpdate, Toggle,
-};
 
 use http::TEXT_PLAIN;
 use tokens::TokenStore;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use super::http::{APPLICATION_JSON, OCTET_STREAM, TEXT_PLAIN};
-use super::metadata::{Credentials, MetadataConfig};
+use crate::contract::metadata::{Credentials, MetadataConfig};
 
 /// What `GET /` lists: the dated builds of EC2's metadata, then `latest`.
 pub const VERSIONS: &[&str] = &[

@@ -18,9 +18,10 @@ use smoltcp::wire::{
 };
 
 use super::{GuestLink, IMDS_ADDR, MAX_CONNECTIONS};
+use crate::contract::metadata::MetadataConfig;
 use crate::vmm::devices::virtio::net::LinkServices;
 use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
-use crate::vmm::imds::{Imds, MetadataConfig};
+use crate::vmm::imds::Imds;
 
 const GUEST_MAC: [u8; 6] = [0x02, 0, 0xac, 0x1f, 0, 0x0a];
 const GUEST_IP: Ipv4Address = Ipv4Address::new(169, 254, 0, 10);
@@ -356,7 +357,7 @@ fn a_request_in_two_segments_is_answered_without_a_delayed_ack() {
 #[test]
 fn http_tokens_required_refuses_v1() {
     let mut m = metadata();
-    m.metadata_options.http_tokens = crate::vmm::imds::HttpTokens::Required;
+    m.metadata_options.http_tokens = crate::contract::metadata::HttpTokens::Required;
     let mut link = link_with(m, false);
     let mut guest = Guest::new();
     let h = guest.connect(40002);

@@ -6,6 +6,7 @@
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::run::{metadata_options, user_data};
 use super::{existing, one_instance_id, render, supervisor};
+use crate::contract::metadata::MetadataUpdate;
 use crate::control::api::codec;
 use crate::control::ec2::clock;
 use crate::control::ec2::error::Ec2Error;
@@ -89,7 +90,10 @@ fn modify_metadata_options(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         t.set_metadata_options(&id, &value)?;
         Ok::<_, Ec2Error>(options)
     })?;
-    let update = serde_json::json!({ "metadata_options": options });
+    let update = MetadataUpdate {
+        metadata_options: Some(options.into()),
+        ..MetadataUpdate::default()
+    };
     if let Err(e) = sup.push_metadata(&id, &update) {
         // Stored; a VM that cannot take it now gets it at its next start.
         eprintln!("flint serve: instance {id}: metadata options not pushed: {e}");

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use super::super::XmlWriter;
+use crate::contract::metadata::{HttpTokens, MetadataOptions, Toggle};
 use crate::control::ec2::clock;
 use crate::control::store::instances::{InstanceRecord, InstanceState, StateChange};
 use crate::control::store::volumes::{AttachmentState, VolumeRecord};
 use crate::control::supervisor::network::derived_id;
 use crate::control::supervisor::vm_config::{self, ROOT_DEVICE};
 use crate::control::supervisor::{SupervisorConfig, types};
-use crate::vmm::imds::{HttpTokens, MetadataOptions, Toggle};
 
 /// What rendering instances needs besides their records.
 pub struct Extras<'a> {

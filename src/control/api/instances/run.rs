@@ -6,6 +6,8 @@
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::describe::extras;
 use super::{render, supervisor};
+use crate::contract::ebs::{VolumeType, max_size_gib};
+use crate::contract::metadata::{HttpTokens, MAX_USER_DATA, MetadataOptions, Toggle};
 use crate::control::api::codec;
 use crate::control::api::volumes::rules as volume_rules;
 use crate::control::ec2::error::Ec2Error;
@@ -18,14 +20,11 @@ use crate::control::store::modifications::VolumeSpec;
 use crate::control::supervisor::network::derived_id;
 use crate::control::supervisor::records::{self, LaunchRequest};
 use crate::control::supervisor::{types, volume};
-use crate::vmm::imds::metadata::MAX_USER_DATA;
-use crate::vmm::imds::{HttpTokens, MetadataOptions, Toggle};
 
 /// Instances one request may launch (one host, small guests).
 pub const MAX_COUNT: i64 = 20;
 const DEFAULT_TYPE: &str = "t3.micro";
 const ROOT_DEVICES: [&str; 2] = ["/dev/xvda", "/dev/sda1"];
-const VOLUME_TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -308,9 +307,12 @@ fn root_mapping(mappings: &[Scope<'_>]) -> Result<RootMapping, Ec2Error> {
             ));
         }
         let ebs = m.child("Ebs");
-        root.size = ebs.int("VolumeSize", 1..=16384)?.map(|s| s as u64);
+        // Any size some type takes; the type's own range is checked with
+        // the rest of its rules.
+        let max_size = i64::try_from(max_size_gib()).unwrap_or(i64::MAX);
+        root.size = ebs.int("VolumeSize", 1..=max_size)?.map(|s| s as u64);
         if let Some(kind) = ebs.string("VolumeType") {
-            if !VOLUME_TYPES.contains(&kind) {
+            if kind.parse::<VolumeType>().is_err() {
                 return Err(Ec2Error::invalid_parameter_value(
                     &ebs.wire_name("VolumeType"),
                     kind,

@@ -13,6 +13,7 @@
 
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{one_id, render, supervisor};
+use crate::contract::config::MAX_DISKS;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::StoreError;
@@ -20,9 +21,6 @@ use crate::control::store::instances::InstanceState;
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::vm_config::{ROOT_DEVICE, device_slot};
-
-/// Disks a VM takes at most (the VMM's MAX_DISKS), the root included.
-pub const MAX_ATTACHMENTS: usize = 16;
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -111,11 +109,11 @@ fn check_device(device: &str, others: &[VolumeRecord]) -> Result<String, Ec2Erro
     if taken {
         return Err(device_in_use(device));
     }
-    if others.len() >= MAX_ATTACHMENTS {
+    if others.len() >= MAX_DISKS {
         return Err(Ec2Error::new(
             "AttachmentLimitExceeded",
             400,
-            format!("The instance has the maximum of {MAX_ATTACHMENTS} volumes attached."),
+            format!("The instance has the maximum of {MAX_DISKS} volumes attached."),
         ));
     }
     Ok(if root {

@@ -5,7 +5,9 @@
 //! - `flint_volume_size_bytes`, `flint_volume_info` (state, type,
 //!   attachment) for every volume the daemon knows;
 //! - for each volume attached to a running VM, the VMM's counters from
-//!   `GET /vm/disks/{id}/metrics`, named after EBS's CloudWatch metrics:
+//!   `GET /vm/disks/{id}/metrics`, named after EBS's CloudWatch metrics
+//!   as the VMM's own `/vm/metrics` names them (the contract's
+//!   `METRIC_FAMILIES`), with an `instance_id` label:
 //!
 //! | VMM (CloudWatch) name | Prometheus name                         | type    |
 //! |-----------------------|-----------------------------------------|---------|
@@ -15,8 +17,8 @@
 //! | VolumeWriteBytes      | flint_volume_write_bytes_total          | counter |
 //! | VolumeTotalReadTime   | flint_volume_read_time_seconds_total    | counter |
 //! | VolumeTotalWriteTime  | flint_volume_write_time_seconds_total   | counter |
-//! | VolumeIdleTime        | flint_volume_idle_time_seconds_total    | counter |
 //! | VolumeQueueLength     | flint_volume_queue_length               | gauge   |
+//! | VolumeIdleTime        | flint_volume_idle_time_seconds_total    | counter |
 //! | BurstBalance          | flint_volume_burst_balance_percent      | gauge (absent when null) |
 //! | VolumeThrottledOps    | flint_volume_throttled_ops_total        | counter |
 //! | VolumeThrottledBytes  | flint_volume_throttled_bytes_total      | counter |
@@ -32,81 +34,12 @@
 use std::fmt::Write as _;
 
 use super::super::Context;
+use crate::contract::socket::{METRIC_FAMILIES, VolumeMetrics};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::{self, ResourceKind};
 use crate::control::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::control::supervisor::Supervisor;
 use crate::control::supervisor::volume::GIB;
-
-/// (VMM field, Prometheus name, type, help).
-const VMM_METRICS: [(&str, &str, &str, &str); 11] = [
-    (
-        "VolumeReadOps",
-        "flint_volume_read_ops_total",
-        "counter",
-        "Read operations completed.",
-    ),
-    (
-        "VolumeWriteOps",
-        "flint_volume_write_ops_total",
-        "counter",
-        "Write operations completed.",
-    ),
-    (
-        "VolumeReadBytes",
-        "flint_volume_read_bytes_total",
-        "counter",
-        "Bytes read.",
-    ),
-    (
-        "VolumeWriteBytes",
-        "flint_volume_write_bytes_total",
-        "counter",
-        "Bytes written.",
-    ),
-    (
-        "VolumeTotalReadTime",
-        "flint_volume_read_time_seconds_total",
-        "counter",
-        "Time spent on reads.",
-    ),
-    (
-        "VolumeTotalWriteTime",
-        "flint_volume_write_time_seconds_total",
-        "counter",
-        "Time spent on writes.",
-    ),
-    (
-        "VolumeIdleTime",
-        "flint_volume_idle_time_seconds_total",
-        "counter",
-        "Time with no I/O in flight.",
-    ),
-    (
-        "VolumeQueueLength",
-        "flint_volume_queue_length",
-        "gauge",
-        "Requests in flight.",
-    ),
-    (
-        "BurstBalance",
-        "flint_volume_burst_balance_percent",
-        "gauge",
-        "Burst bucket left (gp2, st1, sc1).",
-    ),
-    (
-        "VolumeThrottledOps",
-        "flint_volume_throttled_ops_total",
-        "counter",
-        "Operations delayed by the volume's limits.",
-    ),
-    (
-        "VolumeThrottledBytes",
-        "flint_volume_throttled_bytes_total",
-        "counter",
-        "Bytes delayed by the volume's limits.",
-    ),
-];
 
 /// Label values are ids and names we made or validated, but escape anyway.
 fn label(value: &str) -> String {
@@ -120,7 +53,7 @@ fn label(value: &str) -> String {
 struct Sample {
     volume_id: String,
     instance_id: String,
-    doc: serde_json::Value,
+    metrics: VolumeMetrics,
 }
 
 /// Asks the VM of every attached volume in `volumes` for its counters;
@@ -143,10 +76,10 @@ fn sample(sup: Option<&Supervisor>, volumes: &[VolumeRecord]) -> (Vec<Sample>, u
             continue;
         }
         match sup.disk_metrics(instance, &v.id) {
-            Ok(Some(doc)) => samples.push(Sample {
+            Ok(Some(metrics)) => samples.push(Sample {
                 volume_id: v.id.clone(),
                 instance_id: instance.to_string(),
-                doc,
+                metrics,
             }),
             Ok(None) => {}
             Err(_) => errors += 1,
@@ -178,7 +111,7 @@ pub fn json(ctx: &Context, wanted: &[String]) -> Result<String, Ec2Error> {
             let metrics = samples
                 .iter()
                 .find(|s| s.volume_id == v.id)
-                .map(|s| s.doc.clone());
+                .map(|s| s.metrics.clone());
             serde_json::json!({
                 "VolumeId": v.id,
                 "State": v.state.as_str(),
@@ -227,11 +160,12 @@ pub fn prometheus(ctx: &Context) -> Result<String, Ec2Error> {
         );
     }
     let (samples, errors) = sample(sup.as_deref(), &volumes);
-    for (field, name, kind, help) in VMM_METRICS {
+    for (i, f) in METRIC_FAMILIES.iter().enumerate() {
+        let (name, kind, help) = (f.prometheus, f.kind, f.help);
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in &samples {
-            let Some(value) = s.doc.get(field).and_then(serde_json::Value::as_f64) else {
+            let Some(value) = s.metrics.values()[i] else {
                 continue;
             };
             let _ = writeln!(

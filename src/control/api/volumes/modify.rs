@@ -1,20 +1,22 @@
 //! ModifyVolume and DescribeVolumesModifications.
 //!
-//! A modification is checked with the type rules (rules.rs), recorded
-//! (`modifying`) together with the volume's new size/type/IOPS/throughput
-//! in one transaction, and applied after the commit: a larger size grows
-//! the file (sparse), and on a running VM `PATCH /vm/disks/{id}`
-//! `{"resize":true}` makes the VMM and the guest see it; new limits go
-//! with `{"limits":…}`. Then `optimizing` → `completed` (EC2's states; a
-//! file grows at once, so there is no real optimizing phase). A volume
-//! can be shrunk by no one; there is no six-hour cool-down between
-//! modifications here, but one must finish before the next.
+//! A modification is checked with the type rules (rules.rs, from the
+//! contract's table), recorded (`modifying`) together with the volume's
+//! new size/type/IOPS/throughput in one transaction, and applied after the
+//! commit: a larger size grows the file (sparse), and on a running VM
+//! `PATCH /vm/disks/{id}` `{"resize":true}` makes the VMM and the guest see
+//! it; new limits go with `{"limits":…}`. Then `optimizing` → `completed`
+//! (EC2's states; a file grows at once, so there is no real optimizing
+//! phase). A volume can be shrunk by no one; there is no six-hour
+//! cool-down between modifications here, but one must finish before the
+//! next.
 
 use super::super::filters::Filters;
 use super::super::paging::{PageRequest, paginate};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::rules::{self, non_negative, small};
 use super::{all_found, id_list, live_volume, one_id, render, supervisor};
+use crate::contract::ebs::VolumeType;
 use crate::control::ec2::error::Ec2Error;
 use crate::control::ec2::ids::ResourceKind;
 use crate::control::store::modifications::{ModificationRecord, ModificationState, VolumeSpec};
@@ -58,6 +60,12 @@ pub fn spec_of(v: &VolumeRecord) -> VolumeSpec {
     }
 }
 
+/// Whether `kind` (checked) takes provisioned throughput (gp3).
+fn takes_throughput(kind: &str) -> bool {
+    kind.parse::<VolumeType>()
+        .is_ok_and(VolumeType::takes_throughput)
+}
+
 /// The volume after the change: what is not given is kept where the new
 /// type has it, else dropped (the rules fill the new type's defaults).
 fn target(
@@ -74,7 +82,7 @@ fn target(
     VolumeSpec {
         size_gib: size.unwrap_or(current.size_gib),
         iops: iops.or(if keeps { current.iops } else { None }),
-        throughput: throughput.or(if keeps && kind == "gp3" {
+        throughput: throughput.or(if keeps && takes_throughput(&kind) {
             current.throughput
         } else {
             None

@@ -1,150 +1,118 @@
-//! EC2's rules for a volume's type, size, IOPS and throughput (CreateVolume
-//! and ModifyVolume), with EC2's error codes:
-//!
-//! | type     | size GiB   | IOPS                         | throughput MiB/s        |
-//! |----------|------------|------------------------------|-------------------------|
-//! | gp2      | 1–16384    | not settable (3/GiB, ≥100)   | not settable            |
-//! | gp3      | 1–65536    | 3000–80000, ≤ 500/GiB        | 125–2000, ≤ 0.25/IOPS   |
-//! | io1      | 4–16384    | required, 100–64000, ≤ 50/GiB| not settable            |
-//! | io2      | 4–65536    | required, 100–256000, ≤1000/GiB | not settable         |
-//! | st1, sc1 | 125–16384  | not settable                 | not settable            |
-//! | standard | 1–1024     | not settable                 | not settable            |
-//!
-//! (gp3 and io2 sizes, gp3 IOPS and throughput are EC2's limits since
-//! 2025.) An IOPS or throughput given for a type that has none is
+//! EC2's checks of a volume's type, size, IOPS and throughput
+//! (CreateVolume, ModifyVolume, RunInstances' root volume), with EC2's
+//! error codes and messages. The rules themselves are the contract's one
+//! table (`contract::ebs::table`), which the VMM's throttle enforces too:
+//! an IOPS or throughput given for a type that has none is
 //! `InvalidParameterCombination`, as is a missing IOPS for io1/io2; a
 //! value out of range is `InvalidParameterValue`.
 
+use crate::contract::ebs::{Limits, LimitsError, VolumeType};
 use crate::control::ec2::error::Ec2Error;
 use crate::control::store::modifications::VolumeSpec;
-use crate::control::supervisor::limits::{GP3_DEFAULT_IOPS, GP3_DEFAULT_THROUGHPUT};
-
-pub const VOLUME_TYPES: [&str; 7] = ["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"];
-
-struct TypeRules {
-    size: (u64, u64),
-    /// (min, max, max per GiB) when IOPS can be provisioned.
-    iops: Option<(u32, u32, u32)>,
-    iops_required: bool,
-}
-
-fn rules(kind: &str) -> Option<TypeRules> {
-    let (size, iops, iops_required) = match kind {
-        "gp2" => ((1, 16_384), None, false),
-        "gp3" => ((1, 65_536), Some((3000, 80_000, 500)), false),
-        "io1" => ((4, 16_384), Some((100, 64_000, 50)), true),
-        "io2" => ((4, 65_536), Some((100, 256_000, 1000)), true),
-        "st1" | "sc1" => ((125, 16_384), None, false),
-        "standard" => ((1, 1024), None, false),
-        _ => return None,
-    };
-    Some(TypeRules {
-        size,
-        iops,
-        iops_required,
-    })
-}
 
 /// A VolumeType value that EC2 knows.
-pub fn check_type(kind: &str) -> Result<(), Ec2Error> {
-    if rules(kind).is_none() {
-        return Err(Ec2Error::invalid_parameter_value(
+pub fn check_type(kind: &str) -> Result<VolumeType, Ec2Error> {
+    kind.parse().map_err(|_| {
+        let names: Vec<&str> = VolumeType::ALL.iter().map(|t| t.name()).collect();
+        Ec2Error::invalid_parameter_value(
             "VolumeType",
             kind,
-            &format!("Valid volume types are: {}.", VOLUME_TYPES.join(", ")),
-        ));
-    }
-    Ok(())
+            &format!("Valid volume types are: {}.", names.join(", ")),
+        )
+    })
 }
 
 fn invalid(message: String) -> Ec2Error {
     Ec2Error::new("InvalidParameterValue", 400, message)
 }
 
-/// Checks `spec` (its type already checked) and fills the defaults EC2
-/// applies (gp3's 3000 IOPS and 125 MiB/s).
+/// The table's verdict in EC2's words.
+fn ec2_error(e: &LimitsError) -> Ec2Error {
+    match *e {
+        LimitsError::Size {
+            volume_type: t,
+            size_gib: size,
+            min,
+            ..
+        } if size < min => invalid(format!(
+            "The volume size is invalid for {t} volumes: {size} GiB. {t} volumes must be at \
+             least {min} GiB in size. Please specify a volume size above the minimum limit."
+        )),
+        LimitsError::Size {
+            volume_type: t,
+            size_gib: size,
+            max,
+            ..
+        } => invalid(format!(
+            "The volume size is invalid for {t} volumes: {size} GiB. {t} volumes must be at \
+             most {max} GiB in size."
+        )),
+        LimitsError::IopsNotAllowed(t) => Ec2Error::invalid_parameter_combination(format!(
+            "The parameter iops is not supported for {t} volumes."
+        )),
+        LimitsError::IopsRequired(t) => Ec2Error::invalid_parameter_combination(format!(
+            "The parameter iops must be specified for {t} volumes."
+        )),
+        LimitsError::IopsRange { iops, min, .. } if iops < min => invalid(format!(
+            "Volume iops of {iops} is too low; minimum is {min}."
+        )),
+        LimitsError::IopsRange { iops, max, .. } => invalid(format!(
+            "Volume iops of {iops} is too high; maximum is {max}."
+        )),
+        LimitsError::IopsPerGib {
+            iops,
+            size_gib,
+            per_gib,
+            ..
+        } => invalid(format!(
+            "Iops to volume size ratio of {:.6} is too high; maximum is {:.6}",
+            iops as f64 / size_gib as f64,
+            per_gib as f64
+        )),
+        LimitsError::ThroughputNotAllowed(t) => Ec2Error::invalid_parameter_combination(format!(
+            "The parameter throughput is not supported for {t} volumes."
+        )),
+        LimitsError::ThroughputRange {
+            volume_type: t,
+            throughput,
+            min,
+            max,
+        } => invalid(format!(
+            "Volume throughput of {throughput} MiB/s is invalid: {t} volumes take {min} to \
+             {max} MiB/s."
+        )),
+        LimitsError::ThroughputPerIops {
+            throughput,
+            iops,
+            iops_per_mibps,
+            ..
+        } => invalid(format!(
+            "Throughput (MiBps) to iops ratio of {:.6} is too high; maximum is {:.6} MiBps \
+             per iops.",
+            throughput as f64 / iops as f64,
+            1.0 / iops_per_mibps as f64
+        )),
+    }
+}
+
+/// Checks `spec` by the table and fills the defaults EC2 applies (gp3's
+/// 3000 IOPS and 125 MiB/s).
 pub fn validate(spec: &VolumeSpec) -> Result<VolumeSpec, Ec2Error> {
-    let kind = spec.volume_type.as_str();
-    check_type(kind)?;
-    let Some(r) = rules(kind) else {
-        return Err(Ec2Error::internal_error("volume type rules"));
+    let limits = Limits {
+        volume_type: check_type(&spec.volume_type)?,
+        size_gib: spec.size_gib,
+        iops: spec.iops.map(u64::from),
+        throughput_mibps: spec.throughput.map(u64::from),
     };
-    let size = spec.size_gib;
-    if size < r.size.0 {
-        return Err(invalid(format!(
-            "The volume size is invalid for {kind} volumes: {size} GiB. {kind} volumes must be at \
-             least {} GiB in size. Please specify a volume size above the minimum limit.",
-            r.size.0
-        )));
-    }
-    if size > r.size.1 {
-        return Err(invalid(format!(
-            "The volume size is invalid for {kind} volumes: {size} GiB. {kind} volumes must be at \
-             most {} GiB in size.",
-            r.size.1
-        )));
-    }
-    let mut out = spec.clone();
-    match (r.iops, spec.iops) {
-        (None, Some(_)) => {
-            return Err(Ec2Error::invalid_parameter_combination(format!(
-                "The parameter iops is not supported for {kind} volumes."
-            )));
-        }
-        (Some(_), None) if r.iops_required => {
-            return Err(Ec2Error::invalid_parameter_combination(format!(
-                "The parameter iops must be specified for {kind} volumes."
-            )));
-        }
-        (Some((min, max, per_gib)), Some(iops)) => {
-            if iops < min {
-                return Err(invalid(format!(
-                    "Volume iops of {iops} is too low; minimum is {min}."
-                )));
-            }
-            if iops > max {
-                return Err(invalid(format!(
-                    "Volume iops of {iops} is too high; maximum is {max}."
-                )));
-            }
-            // gp3's baseline is free at any size; only more is bounded.
-            let bounded = kind != "gp3" || iops > GP3_DEFAULT_IOPS;
-            if bounded && u64::from(iops) > size.saturating_mul(u64::from(per_gib)) {
-                return Err(invalid(format!(
-                    "Iops to volume size ratio of {:.6} is too high; maximum is {:.6}",
-                    f64::from(iops) / size as f64,
-                    f64::from(per_gib)
-                )));
-            }
-        }
-        (Some(_), None) => out.iops = Some(GP3_DEFAULT_IOPS),
-        (None, None) => {}
-    }
-    match (kind, spec.throughput) {
-        ("gp3", Some(t)) => {
-            if !(125..=2000).contains(&t) {
-                return Err(invalid(format!(
-                    "Volume throughput of {t} MiB/s is invalid: gp3 volumes take 125 to 2000 MiB/s."
-                )));
-            }
-            let iops = out.iops.unwrap_or(GP3_DEFAULT_IOPS);
-            if t > GP3_DEFAULT_THROUGHPUT && f64::from(t) > f64::from(iops) * 0.25 {
-                return Err(invalid(format!(
-                    "Throughput (MiBps) to iops ratio of {:.6} is too high; maximum is 0.250000 \
-                     MiBps per iops.",
-                    f64::from(t) / f64::from(iops)
-                )));
-            }
-        }
-        ("gp3", None) => out.throughput = Some(GP3_DEFAULT_THROUGHPUT),
-        (_, Some(_)) => {
-            return Err(Ec2Error::invalid_parameter_combination(format!(
-                "The parameter throughput is not supported for {kind} volumes."
-            )));
-        }
-        (_, None) => {}
-    }
-    Ok(out)
+    limits.validate().map_err(|e| ec2_error(&e))?;
+    let filled = limits.with_defaults();
+    // Validated: within the table's ranges, which fit u32.
+    let small = |n: Option<u64>| n.and_then(|n| u32::try_from(n).ok());
+    Ok(VolumeSpec {
+        iops: small(filled.iops),
+        throughput: small(filled.throughput_mibps),
+        ..spec.clone()
+    })
 }
 
 /// A `Size`/`Iops`/`Throughput` parameter: any integer parses (the rules
@@ -248,5 +216,39 @@ mod tests {
         let filled = validate(&spec("gp3", 8, None, None)).unwrap();
         assert_eq!((filled.iops, filled.throughput), (Some(3000), Some(125)));
         assert_eq!(check_type("gp4").unwrap_err().code, "InvalidParameterValue");
+    }
+
+    #[test]
+    fn the_contract_table_drives_the_api() {
+        // Every row's size range, at its edges and past them, with the
+        // IOPS the type needs.
+        for t in VolumeType::ALL {
+            let r = t.rules();
+            let iops = r.iops.filter(|i| i.default.is_none()).map(|i| i.min as u32);
+            let at = |size| code(spec(t.name(), size, iops, None));
+            assert_eq!(at(r.min_size_gib), "ok", "{t}");
+            assert_eq!(at(r.max_size_gib), "ok", "{t}");
+            assert_eq!(at(r.min_size_gib - 1), "InvalidParameterValue", "{t}");
+            assert_eq!(at(r.max_size_gib + 1), "InvalidParameterValue", "{t}");
+        }
+        // The numbers the VMM's throttle is tested with.
+        assert_eq!(code(spec("gp3", 100, Some(16_000), Some(1_000))), "ok");
+        assert_eq!(code(spec("gp3", 65_536, Some(80_000), Some(2_000))), "ok");
+        assert_eq!(code(spec("io2", 65_536, Some(256_000), None)), "ok");
+        assert_eq!(
+            code(spec("gp3", 160, Some(80_001), None)),
+            "InvalidParameterValue"
+        );
+        let e = validate(&spec("gp3", 100, Some(4_000), Some(1_001))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Throughput (MiBps) to iops ratio of 0.250250 is too high; maximum is 0.250000 \
+             MiBps per iops."
+        );
+        let e = validate(&spec("gp3", 100, None, Some(2_001))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Volume throughput of 2001 MiB/s is invalid: gp3 volumes take 125 to 2000 MiB/s."
+        );
     }
 }

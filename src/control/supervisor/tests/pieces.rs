@@ -22,7 +22,7 @@ fn tap_names_fit_ifnamsiz_and_macs_are_local_unicast_and_stable() {
 fn disk_serials_are_ec2_nvme_style_and_fit_virtio() {
     let serial = vm_config::disk_serial("vol-0123456789abcdef0");
     assert_eq!(serial, "vol0123456789abcdef0");
-    assert!(serial.len() <= crate::vmm::config::MAX_SERIAL_LEN);
+    assert!(serial.len() <= crate::contract::config::MAX_SERIAL_LEN);
 }
 
 #[test]
@@ -147,9 +147,10 @@ fn a_sparse_clone_keeps_data_and_holes_and_grows() {
 
 #[test]
 fn direct_io_reaches_hot_plugged_and_boot_time_volumes() {
+    use crate::contract::config::ImageConfig;
+    use crate::contract::socket::AttachRequest;
     use crate::control::store::volumes::VolumeRecord;
-    use crate::control::supervisor::disks::disk_entry;
-    use crate::vmm::config::ImageConfig;
+    use crate::control::supervisor::disks::attach_request;
     let v = VolumeRecord {
         id: "vol-0123456789abcdef0".into(),
         path: "/data/volumes/vol-0123456789abcdef0.raw".into(),
@@ -157,14 +158,107 @@ fn direct_io_reaches_hot_plugged_and_boot_time_volumes() {
         size_gib: 8,
         ..VolumeRecord::default()
     };
-    assert_eq!(disk_entry(&v, true)["direct"], true);
-    assert_eq!(disk_entry(&v, false)["direct"], false);
-    // The VMM takes the hot-plug body as it is.
-    let body: crate::vmm::disks::AttachRequest =
-        serde_json::from_value(disk_entry(&v, true)).unwrap();
-    assert!(body.direct);
+    assert!(attach_request(&v, true).unwrap().direct);
+    assert!(!attach_request(&v, false).unwrap().direct);
+    // What the VMM reads from the body is what the daemon built.
+    let request = attach_request(&v, true).unwrap();
+    let body = serde_json::to_string(&request).unwrap();
+    let parsed: AttachRequest = serde_json::from_str(&body).unwrap();
+    assert_eq!(parsed, request);
+    parsed.validate().unwrap();
+    assert_eq!(parsed.serial.as_deref(), Some("vol0123456789abcdef0"));
     let mut image = ImageConfig::new("/data/volumes/root.raw".into());
     assert!(!image.disk().direct);
     image.direct = true;
     assert!(image.disk().direct, "the root volume too");
+}
+
+#[test]
+fn the_vm_config_carries_each_volume_with_its_own_id_and_limits() {
+    use crate::contract::config::{VmConfig, valid_tap_name};
+    use crate::control::store::ips::Subnet;
+    use crate::control::store::volumes::{AttachmentState, VolumeRecord};
+    use crate::control::supervisor::SupervisorConfig;
+    use crate::control::supervisor::limits::limits;
+    use crate::control::supervisor::vm_config::{LaunchSpec, ROOT_DEVICE, build, disk_serial};
+    let dir = TempDir::new("vm-config");
+    let mut cfg = SupervisorConfig::new(dir.path(), Subnet::parse("172.31.0.0/20").unwrap());
+    cfg.direct_io = true;
+    let mut instance = crate::control::store::tests::instance(7);
+    instance.private_ip = Some("172.31.0.10".parse().unwrap());
+    let volume = |id: &str, device: &str, kind: &str, size, iops, state| VolumeRecord {
+        id: id.into(),
+        path: format!("/data/volumes/{id}.raw"),
+        volume_type: kind.into(),
+        size_gib: size,
+        iops,
+        device: Some(device.into()),
+        instance_id: Some(instance.id.clone()),
+        attachment_state: Some(state),
+        ..VolumeRecord::default()
+    };
+    use AttachmentState::{Attached, Detaching};
+    let root = volume(
+        "vol-000000000000000a0",
+        ROOT_DEVICE,
+        "gp3",
+        8,
+        None,
+        Attached,
+    );
+    // Listed out of device order, with one on its way out.
+    let volumes = [
+        volume(
+            "vol-000000000000000b2",
+            "/dev/xvdg",
+            "io2",
+            10,
+            Some(5_000),
+            Attached,
+        ),
+        root.clone(),
+        volume(
+            "vol-000000000000000c3",
+            "/dev/sdh",
+            "st1",
+            500,
+            None,
+            Detaching,
+        ),
+        volume("vol-000000000000000d1", "sdf", "gp2", 100, None, Attached),
+    ];
+    let spec = LaunchSpec {
+        instance: &instance,
+        root: &root,
+        volumes: &volumes,
+        image: None,
+        public_key: None,
+        tags: Vec::new(),
+    };
+    let vm = build(&cfg, &spec).unwrap();
+    // vm.json as written, read as `flint vmm --config` reads it.
+    let text = serde_json::to_string_pretty(&vm).unwrap();
+    let read: VmConfig = serde_json::from_str(&text).unwrap();
+    assert_eq!(read, vm);
+    let expected = [&root, &volumes[3], &volumes[0]];
+    assert_eq!(
+        read.disk_ids(),
+        expected.iter().map(|v| v.id.clone()).collect::<Vec<_>>()
+    );
+    for (disk, v) in read.all_disks().iter().zip(expected) {
+        assert_eq!(disk.id.as_deref(), Some(v.id.as_str()));
+        assert_eq!(disk.serial, Some(disk_serial(&v.id)));
+        assert_eq!(disk.limits, Some(limits(v).unwrap()), "{}", v.id);
+        assert_eq!(disk.path.to_str(), Some(v.path.as_str()));
+        assert!(disk.direct && !disk.read_only);
+        disk.limits.unwrap().validate().unwrap();
+    }
+    // The parts the VMM checks without touching the host.
+    read.identity.validate().unwrap();
+    crate::contract::config::net::validate_nics(&read.nics).unwrap();
+    assert!(valid_tap_name(&read.nics[0].tap));
+    let metadata = read.metadata.as_ref().unwrap();
+    metadata.validate().unwrap();
+    assert_eq!(metadata.instance_id, read.identity.instance_id);
+    assert_eq!(metadata.instance_type, read.identity.instance_type);
 }

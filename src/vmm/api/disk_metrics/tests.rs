@@ -5,17 +5,18 @@ use std::sync::Arc;
 
 use super::super::start;
 use super::super::testing::{request, shared};
-use crate::vmm::config::{DiskConfig, VmConfig};
+use crate::contract::config::{DiskConfig, VmConfig};
+use crate::contract::ebs::Limits;
+use crate::contract::ebs::VolumeType;
+use crate::contract::socket::VmState;
 use crate::vmm::devices::virtio::block::Volume;
-use crate::vmm::devices::virtio::block::throttle::Limits;
-use crate::vmm::devices::virtio::block::throttle::model::VolumeType;
 use crate::vmm::disks::DiskTable;
 
 fn server(name: &str) -> (std::path::PathBuf, Arc<DiskTable>) {
     let dir = std::env::temp_dir().join(format!("flint-diskapi-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vm.sock");
-    let shared = shared("running");
+    let shared = shared(VmState::Running);
     let gp2 = Limits {
         volume_type: VolumeType::Gp2,
         size_gib: 100,

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use event_manager::{EventManager, SubscriberOps};
 
 use super::*;
-use crate::vmm::config::DiskConfig;
+use crate::contract::config::DiskConfig;
+use crate::contract::socket::DiskPatch;
 use crate::vmm::device_manager::{Devices, HostResources, Subscriber};
 use crate::vmm::layout::{PORT_GPE0, PORT_PCI_CONFIG_ADDRESS, PORT_PCI_HOTPLUG};
 use crate::vmm::memory;

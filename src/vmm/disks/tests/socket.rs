@@ -2,6 +2,7 @@
 //! the seccomp tests run.
 
 use super::*;
+use crate::contract::socket::VmState;
 use crate::vmm::api;
 use crate::vmm::api::testing::{request, shared};
 
@@ -69,7 +70,7 @@ fn http(path: &Path, method: &str, uri: &str, body: &str) -> (u16, String) {
 fn control_socket_disk_endpoints() {
     let mut r = rig(1);
     let sock = r.dir.join("vm.sock");
-    let shared = shared("running");
+    let shared = shared(VmState::Running);
     shared.set_disks(r.table.clone());
     api::start(&sock, shared.clone(), false).unwrap();
     let disk = image(&r.dir, "api.img", 2 << 20);
@@ -163,13 +164,31 @@ fn control_socket_disk_endpoints() {
     assert_eq!(removed["state"], "detached");
     assert!(r.table.get("vol-api").is_none(), "out of the registry");
     assert!(seen[2].1.contains("no such file"), "{}", seen[2].1);
+    // Every reply as the daemon reads it: the contract's types.
+    use crate::contract::socket::{ErrorReply, Resized, VolumeMetrics};
+    let read = |i: usize| seen[i].1.as_str();
+    let attached: DiskInfo = serde_json::from_str(read(0)).unwrap();
+    assert_eq!((attached.id.as_str(), attached.slot), ("vol-api", 2));
+    assert_eq!(attached.serial.as_deref(), Some("vol-api"));
+    let listed: Vec<DiskInfo> = serde_json::from_str(read(4)).unwrap();
+    assert!(listed.contains(&attached));
+    let resized: Resized = serde_json::from_str(read(7)).unwrap();
+    assert_eq!(resized.size_bytes, 2 << 20);
+    let metrics: VolumeMetrics = serde_json::from_str(read(8)).unwrap();
+    assert_eq!(metrics.burst_balance, Some(100.0));
+    let detaching: DiskInfo = serde_json::from_str(read(12)).unwrap();
+    assert_eq!(detaching.state, DiskState::Detaching);
+    for i in [1, 2, 3, 6, 14, 15, 16, 17] {
+        let e: ErrorReply = serde_json::from_str(read(i)).unwrap();
+        assert!(!e.error.is_empty());
+    }
 }
 
 #[test]
 fn no_running_boot_is_503_and_the_stale_command_is_dropped() {
     let dir = scratch();
     let sock = dir.join("idle.sock");
-    let shared = shared("starting");
+    let shared = shared(VmState::Starting);
     let config = config_with_disks(&dir, 1);
     shared.set_disks(Arc::new(DiskTable::from_config(&config).unwrap()));
     api::start(&sock, shared.clone(), false).unwrap();

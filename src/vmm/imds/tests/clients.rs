@@ -7,7 +7,8 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::vmm::imds::{HttpConnection, HttpTokens};
+use crate::contract::metadata::HttpTokens;
+use crate::vmm::imds::HttpConnection;
 
 /// cloud-init's MetadataMaterializer: "x/" is a child directory, "N=name"
 /// means N/openssh-key stored under `name`, "security-credentials" is

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::*;
-use crate::vmm::imds::{HttpTokens, MetadataError, MetadataOptionsUpdate, MetadataUpdate};
+use crate::contract::metadata::{HttpTokens, MetadataError, MetadataOptionsUpdate, MetadataUpdate};
 
 fn invalid_field(json: &str) -> String {
     match MetadataConfig::from_json(json) {

@@ -9,8 +9,10 @@ mod tree_walk;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::metadata::{Credentials, IamInstanceProfile, PublicKey};
-use super::{Imds, MetadataConfig, Request, Response, Toggle};
+use super::{Imds, Request, Response};
+use crate::contract::metadata::{
+    Credentials, IamInstanceProfile, MetadataConfig, PublicKey, Toggle,
+};
 
 pub const TEST_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFlintTestKeyOnlyForUnitTests flint@test";
@@ -104,7 +106,7 @@ pub fn full_config() -> MetadataConfig {
             ("root".to_string(), "/dev/xvda".to_string()),
         ]),
         pending_time: "2030-01-01T00:00:00Z".into(),
-        metadata_options: super::MetadataOptions {
+        metadata_options: crate::contract::metadata::MetadataOptions {
             instance_metadata_tags: Toggle::Enabled,
             ..Default::default()
         },

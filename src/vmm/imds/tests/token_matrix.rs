@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::vmm::imds::{HttpTokens, MetadataOptionsUpdate, MetadataUpdate};
+use crate::contract::metadata::{HttpTokens, MetadataOptionsUpdate, MetadataUpdate};
 
 fn golden(status_line: &str, content_type: &str, extra: &str, body: &str) -> String {
     format!(

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::*;
-use crate::vmm::imds::{HttpTokens, MetadataUpdate};
+use crate::contract::metadata::{HttpTokens, MetadataUpdate};
 
 /// Walks the whole tree from `/` the way a crawler does and returns every
 /// path fetched. Asserts on the way: every listed entry answers 200, with

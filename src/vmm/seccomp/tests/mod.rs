@@ -341,7 +341,7 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-fn gp2() -> crate::vmm::devices::virtio::block::throttle::Limits {
+fn gp2() -> crate::contract::ebs::Limits {
     serde_json::from_str(r#"{"volume_type":"gp2","size_gib":100}"#).unwrap()
 }
 

@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[allow(unused_imports)]
 pub use device::{Block, BlockError};
 pub use io_work::IoWork;
-pub use volume::{Volume, VolumeError, VolumeMetrics};
+pub use volume::{Volume, VolumeError};
 
 /// The unit of capacity and of the request `sector` field, whatever the
 /// block size (virtio 1.2, 5.2.6).

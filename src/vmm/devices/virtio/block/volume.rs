@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use serde::Serialize;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 use super::BlockMetrics;
-use super::throttle::{Limits, LimitsError, Throttle};
+use super::throttle::Throttle;
+use crate::contract::ebs::{Limits, LimitsError};
+use crate::contract::socket::VolumeMetrics;
 
 /// Nanoseconds from a fixed origin. Injected so that tests control time.
 pub trait Clock: Send + Sync {
@@ -46,40 +47,6 @@ impl Clock for MonotonicClock {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
-}
-
-/// A volume's counters under the names of EBS's CloudWatch metrics (the
-/// JSON of GET /vm/disks/{id}/metrics). Totals since the VMM started.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct VolumeMetrics {
-    #[serde(rename = "VolumeReadOps")]
-    pub read_ops: u64,
-    #[serde(rename = "VolumeWriteOps")]
-    pub write_ops: u64,
-    #[serde(rename = "VolumeReadBytes")]
-    pub read_bytes: u64,
-    #[serde(rename = "VolumeWriteBytes")]
-    pub write_bytes: u64,
-    /// Seconds, summed over completed reads (from the guest's request
-    /// leaving the avail ring to its completion, throttling included).
-    #[serde(rename = "VolumeTotalReadTime")]
-    pub total_read_time: f64,
-    #[serde(rename = "VolumeTotalWriteTime")]
-    pub total_write_time: f64,
-    /// Requests taken from the guest and not yet completed.
-    #[serde(rename = "VolumeQueueLength")]
-    pub queue_length: u64,
-    /// Seconds with no request in flight.
-    #[serde(rename = "VolumeIdleTime")]
-    pub idle_time: f64,
-    /// Percent of the burst bucket left; null for types without one.
-    #[serde(rename = "BurstBalance")]
-    pub burst_balance: Option<f64>,
-    /// Requests the limits held back (each counted once).
-    #[serde(rename = "VolumeThrottledOps")]
-    pub throttled_ops: u64,
-    #[serde(rename = "VolumeThrottledBytes")]
-    pub throttled_bytes: u64,
 }
 
 pub struct Volume {

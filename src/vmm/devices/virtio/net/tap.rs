@@ -10,6 +10,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use thiserror::Error;
 
+use crate::contract::config::{MAX_TAP_NAME_LEN, valid_tap_name};
+
 /// ioctls of /dev/net/tun (linux/if_tun.h).
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
@@ -25,12 +27,10 @@ pub const TUN_F_TSO_ECN: u32 = 0x08;
 /// The virtio 1.x net header (`virtio_net_hdr_v1`, also used without
 /// VIRTIO_NET_F_MRG_RXBUF since VERSION_1).
 pub const VNET_HDR_LEN: usize = 12;
-/// Linux interface names are at most 15 bytes.
-pub const MAX_NAME_LEN: usize = 15;
 
 #[derive(Debug, Error)]
 pub enum TapError {
-    #[error("TAP name {0:?} must be 1 to {MAX_NAME_LEN} bytes without '/', NUL or spaces")]
+    #[error("TAP name {0:?} must be 1 to {MAX_TAP_NAME_LEN} bytes without '/', NUL or spaces")]
     Name(String),
     #[error("cannot open /dev/net/tun: {0}")]
     OpenTun(io::Error),
@@ -69,20 +69,12 @@ fn ifreq_for(name: &str) -> libc::ifreq {
     req
 }
 
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
-}
-
 impl Tap {
     /// Attaches to TAP `name` with the virtio-net header, creating it (not
     /// persistent: it goes away with the process) when it does not exist,
     /// and sets the link up.
     pub fn open(name: &str) -> Result<Self, TapError> {
-        if !valid_name(name) {
+        if !valid_tap_name(name) {
             return Err(TapError::Name(name.to_string()));
         }
         let file = OpenOptions::new()
@@ -191,7 +183,7 @@ mod tests {
         for bad in ["", "a-name-that-is-too-long", "a/b", "a b", "x:1"] {
             assert!(matches!(Tap::open(bad), Err(TapError::Name(_))), "{bad:?}");
         }
-        assert!(valid_name("flint0"));
-        assert!(valid_name("tap-i-0123abcd"));
+        assert!(valid_tap_name("flint0"));
+        assert!(valid_tap_name("tap-i-0123abcd"));
     }
 }

@@ -3,9 +3,9 @@
 //! volume limit shared by every queue.
 
 use super::*;
+use crate::contract::ebs::Limits;
+use crate::contract::ebs::VolumeType;
 use crate::vmm::devices::virtio::block::MAX_QUEUES;
-use crate::vmm::devices::virtio::block::throttle::Limits;
-use crate::vmm::devices::virtio::block::throttle::model::VolumeType;
 
 fn mq_cfg(img: &TempImage, num_queues: u16) -> BlockConfig {
     BlockConfig {

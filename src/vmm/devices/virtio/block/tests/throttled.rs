@@ -4,8 +4,8 @@
 //! one test lets the real timerfd fire.
 
 use super::*;
-use crate::vmm::devices::virtio::block::throttle::Limits;
-use crate::vmm::devices::virtio::block::throttle::model::VolumeType;
+use crate::contract::ebs::Limits;
+use crate::contract::ebs::VolumeType;
 use crate::vmm::devices::virtio::block::volume::{Clock, Volume};
 
 #[derive(Default)]

@@ -8,7 +8,7 @@
 //! a refusal changes nothing and the answer is the longest wait.
 
 use super::bucket::TokenBucket;
-use super::model::{Credits, Limits, LimitsError, Performance};
+use crate::contract::ebs::{Credits, Limits, LimitsError, Performance};
 
 /// How much of its rate a rate bucket holds: the longest stretch over
 /// which a volume can run above its rate before being held to it.

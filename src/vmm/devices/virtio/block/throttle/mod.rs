@@ -1,8 +1,9 @@
 //! EBS volume-type rate limits for virtio-blk, as pure logic on a clock the
 //! caller passes in (nanoseconds from any fixed origin).
 //!
-//! - `model`   — volume types, `Limits` and their validation, and the
-//!   `Performance` (rates, buckets, I/O unit) each set of limits stands for.
+//! - `contract::ebs` — volume types, `Limits` and their validation, and
+//!   the `Performance` (rates, buckets, I/O unit) each set of limits stands
+//!   for: the table the daemon validates volumes by.
 //! - `bucket`  — a token bucket in nano-tokens.
 //! - `limiter` — `Throttle`: the buckets of one volume; `admit` a request
 //!   or learn how long it must wait; BurstBalance.
@@ -12,10 +13,8 @@
 
 mod bucket;
 pub mod limiter;
-pub mod model;
 
 #[cfg(test)]
 mod tests;
 
 pub use limiter::Throttle;
-pub use model::{Limits, LimitsError};

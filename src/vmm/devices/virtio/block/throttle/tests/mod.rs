@@ -3,7 +3,7 @@
 //! the throttle lets it, so what it achieves is exactly the limit.
 
 use super::limiter::{Cost, Throttle};
-use super::model::*;
+use crate::contract::ebs::*;
 
 mod bench;
 mod enforcement;
@@ -58,214 +58,6 @@ fn assert_near(got: f64, want: f64, tolerance: f64) {
     );
 }
 
-// ------------------------------------------------------------ validation
-
-#[test]
-fn sizes_follow_each_type() {
-    let cases = [
-        (VolumeType::Gp2, 1, 16_384),
-        (VolumeType::Gp3, 1, 65_536),
-        (VolumeType::Io1, 4, 16_384),
-        (VolumeType::Io2, 4, 65_536),
-        (VolumeType::St1, 125, 16_384),
-        (VolumeType::Sc1, 125, 16_384),
-        (VolumeType::Standard, 1, 1_024),
-    ];
-    for (t, min, max) in cases {
-        let iops = matches!(t, VolumeType::Io1 | VolumeType::Io2).then_some(100);
-        assert!(limits(t, min, iops, None).validate().is_ok(), "{t} {min}");
-        assert!(limits(t, max, iops, None).validate().is_ok(), "{t} {max}");
-        for bad in [min - 1, max + 1] {
-            let e = limits(t, bad, iops, None).validate().unwrap_err();
-            assert_eq!(
-                e,
-                LimitsError::Size {
-                    volume_type: t,
-                    size_gib: bad,
-                    min,
-                    max
-                }
-            );
-        }
-    }
-}
-
-#[test]
-fn gp3_iops_and_throughput_ranges() {
-    let ok = |iops, mibps| limits(VolumeType::Gp3, 100, iops, mibps).validate();
-    assert!(ok(None, None).is_ok());
-    assert!(ok(Some(3_000), Some(125)).is_ok());
-    assert!(ok(Some(16_000), Some(1_000)).is_ok());
-    let big = |iops, mibps| limits(VolumeType::Gp3, 200, iops, mibps).validate();
-    assert!(big(Some(80_000), Some(2_000)).is_ok());
-    assert!(matches!(
-        ok(Some(2_999), None),
-        Err(LimitsError::IopsRange { min: 3_000, .. })
-    ));
-    assert!(matches!(
-        big(Some(80_001), None),
-        Err(LimitsError::IopsRange { max: 80_000, .. })
-    ));
-    assert_eq!(ok(None, Some(124)), Err(LimitsError::ThroughputRange(124)));
-    assert_eq!(
-        big(Some(80_000), Some(2_001)),
-        Err(LimitsError::ThroughputRange(2_001))
-    );
-    // 0.25 MiB/s per IOPS: 3,000 IOPS allow 750 MiB/s.
-    assert!(ok(None, Some(750)).is_ok());
-    assert_eq!(
-        ok(None, Some(751)),
-        Err(LimitsError::ThroughputPerIops {
-            throughput: 751,
-            iops: 3_000,
-            max: 750
-        })
-    );
-    // 500 IOPS per GiB: a 10 GiB volume takes 5,000; 3,000 go with any size.
-    let small = |size, iops| limits(VolumeType::Gp3, size, Some(iops), None).validate();
-    assert!(small(10, 5_000).is_ok());
-    assert!(matches!(
-        small(10, 5_001),
-        Err(LimitsError::IopsPerGib { max: 5_000, .. })
-    ));
-    assert!(small(1, 3_000).is_ok());
-    assert!(small(32, 16_000).is_ok());
-}
-
-#[test]
-fn provisioned_iops_rules() {
-    let v = |t, size, iops| limits(t, size, iops, None).validate();
-    assert_eq!(
-        v(VolumeType::Io1, 100, None),
-        Err(LimitsError::IopsRequired(VolumeType::Io1))
-    );
-    assert_eq!(
-        v(VolumeType::Io2, 100, None),
-        Err(LimitsError::IopsRequired(VolumeType::Io2))
-    );
-    // io1: 50 per GiB, up to 64,000; io2: 1,000 per GiB, up to 256,000.
-    assert!(v(VolumeType::Io1, 100, Some(5_000)).is_ok());
-    assert!(matches!(
-        v(VolumeType::Io1, 100, Some(5_001)),
-        Err(LimitsError::IopsPerGib { per_gib: 50, .. })
-    ));
-    assert!(v(VolumeType::Io1, 1_280, Some(64_000)).is_ok());
-    assert!(matches!(
-        v(VolumeType::Io1, 2_000, Some(64_001)),
-        Err(LimitsError::IopsRange { .. })
-    ));
-    assert!(matches!(
-        v(VolumeType::Io1, 100, Some(99)),
-        Err(LimitsError::IopsRange { min: 100, .. })
-    ));
-    assert!(v(VolumeType::Io2, 256, Some(256_000)).is_ok());
-    assert!(matches!(
-        v(VolumeType::Io2, 100, Some(100_001)),
-        Err(LimitsError::IopsPerGib { per_gib: 1_000, .. })
-    ));
-    for t in [
-        VolumeType::Gp2,
-        VolumeType::St1,
-        VolumeType::Sc1,
-        VolumeType::Standard,
-    ] {
-        assert_eq!(v(t, 500, Some(1_000)), Err(LimitsError::IopsNotAllowed(t)));
-    }
-    for t in [VolumeType::Gp2, VolumeType::Io1, VolumeType::St1] {
-        let iops = (t == VolumeType::Io1).then_some(1_000);
-        assert_eq!(
-            limits(t, 500, iops, Some(200)).validate(),
-            Err(LimitsError::ThroughputNotAllowed(t))
-        );
-    }
-}
-
-#[test]
-fn limits_json_and_errors_read_well() {
-    let l: Limits = serde_json::from_str(
-        r#"{"volume_type":"gp3","size_gib":100,"iops":4000,"throughput_mibps":250}"#,
-    )
-    .unwrap();
-    assert_eq!(l, limits(VolumeType::Gp3, 100, Some(4_000), Some(250)));
-    let back = serde_json::to_string(&gp2(50)).unwrap();
-    assert_eq!(back, r#"{"volume_type":"gp2","size_gib":50}"#);
-    let e = serde_json::from_str::<Limits>(r#"{"volume_type":"gp4","size_gib":1}"#)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("unknown variant `gp4`") && e.contains("gp3"),
-        "{e}"
-    );
-    let e = serde_json::from_str::<Limits>(r#"{"volume_type":"gp3","size_gib":1,"burst":1}"#)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("unknown field `burst`"), "{e}");
-    let msg = limits(VolumeType::Gp3, 200, Some(90_000), None)
-        .validate()
-        .unwrap_err()
-        .to_string();
-    assert_eq!(msg, "a gp3 volume takes 3000 to 80000 iops, got 90000");
-}
-
-// ------------------------------------------------------------ the model
-
-#[test]
-fn performance_matches_the_documentation() {
-    let p = |l: Limits| l.performance().unwrap();
-    let g = p(gp3());
-    assert_eq!((g.iops, g.throughput), (3_000, 125 * MIB));
-    assert!(g.iops_credits.is_none() && !g.reports_burst_balance);
-    let g = p(limits(VolumeType::Gp3, 100, Some(16_000), Some(1_000)));
-    assert_eq!((g.iops, g.throughput), (16_000, 1_000 * MIB));
-
-    // gp2: 3 IOPS/GiB between 100 and 16,000; bursts below 1 TiB.
-    let g = p(gp2(10));
-    assert_eq!(g.iops_credits.unwrap().refill, 100);
-    assert_eq!(g.iops, 3_000);
-    assert_eq!(g.iops_credits.unwrap().capacity, 5_400_000);
-    assert_eq!(g.throughput, 128 * MIB);
-    assert_eq!(p(gp2(100)).iops_credits.unwrap().refill, 300);
-    assert_eq!(p(gp2(171)).throughput, 250 * MIB);
-    let big = p(gp2(1_000));
-    assert_eq!((big.iops, big.iops_credits), (3_000, None));
-    assert!(!big.reports_burst_balance);
-    assert_eq!(p(gp2(5_334)).iops, 16_000);
-    assert_eq!(p(gp2(16_384)).iops, 16_000);
-
-    // io1: 256 KiB per IOPS up to 500 MiB/s, then 16 KiB per IOPS.
-    let io1 = |iops| p(limits(VolumeType::Io1, 2_000, Some(iops), None)).throughput;
-    assert_eq!(io1(1_000), 250 * MIB);
-    assert_eq!(io1(2_000), 500 * MIB);
-    assert_eq!(io1(32_000), 500 * MIB);
-    assert_eq!(io1(48_000), 750 * MIB);
-    assert_eq!(io1(64_000), 1_000 * MIB);
-    let io2 = |iops| p(limits(VolumeType::Io2, 1_000, Some(iops), None)).throughput;
-    assert_eq!(io2(1_000), 250 * MIB);
-    assert_eq!(io2(16_000), 4_000 * MIB);
-    assert_eq!(io2(256_000), 4_000 * MIB);
-
-    // st1 / sc1: per-TiB baseline and burst, capped.
-    let hdd = |t, size| {
-        let p = p(limits(t, size, None, None));
-        let c = p.throughput_credits.unwrap();
-        assert_eq!(c.capacity, size * GIB);
-        (c.refill, p.throughput, p.iops)
-    };
-    assert_eq!(hdd(VolumeType::St1, 1_024), (40 * MIB, 250 * MIB, 500));
-    assert_eq!(hdd(VolumeType::St1, 2_048), (80 * MIB, 500 * MIB, 500));
-    assert_eq!(hdd(VolumeType::St1, 12_800), (500 * MIB, 500 * MIB, 500));
-    assert_eq!(hdd(VolumeType::St1, 16_384), (500 * MIB, 500 * MIB, 500));
-    assert_eq!(hdd(VolumeType::Sc1, 1_024), (12 * MIB, 80 * MIB, 250));
-    assert_eq!(hdd(VolumeType::Sc1, 3_200), (38_400 * KIB, 250 * MIB, 250));
-    assert_eq!(hdd(VolumeType::Sc1, 16_384), (192 * MIB, 250 * MIB, 250));
-    // 0.125 TiB: 5 MiB/s base, 31.25 burst (the table rounds to 31).
-    assert_eq!(hdd(VolumeType::St1, 128), (5 * MIB, 32_000 * KIB, 500));
-
-    let m = p(limits(VolumeType::Standard, 100, None, None));
-    assert_eq!((m.iops, m.iops_credits.unwrap().refill), (200, 100));
-    assert!(!m.reports_burst_balance);
-}
-
 #[test]
 fn io_units_are_256k_on_ssd_and_1m_on_hdd() {
     let ssd = Throttle::new(gp3(), 0).unwrap();
@@ -288,4 +80,36 @@ fn io_units_are_256k_on_ssd_and_1m_on_hdd() {
     let std = Throttle::new(limits(VolumeType::Standard, 10, None, None), 0).unwrap();
     assert_eq!(c(&std, 4 * KIB), (1, 4 * KIB));
     assert_eq!(c(&std, 2 * MIB), (2, 2 * MIB));
+}
+
+#[test]
+fn the_contract_table_drives_the_throttle() {
+    // Every row's size range, at its edges and past them, with the IOPS
+    // the type needs: what the daemon's CreateVolume accepts, the
+    // throttle takes, and nothing else.
+    for t in VolumeType::ALL {
+        let r = t.rules();
+        let iops = r.iops.filter(|i| i.default.is_none()).map(|i| i.min);
+        let at = |size| Throttle::new(limits(t, size, iops, None), 0);
+        assert!(at(r.min_size_gib).is_ok(), "{t}");
+        assert!(at(r.max_size_gib).is_ok(), "{t}");
+        assert!(at(r.min_size_gib - 1).is_err(), "{t}");
+        assert!(at(r.max_size_gib + 1).is_err(), "{t}");
+    }
+    // gp3 at 16,000 IOPS and 1,000 MiB/s: enforced as such (after the
+    // rate buckets' first window).
+    let fast = limits(VolumeType::Gp3, 100, Some(16_000), Some(1_000));
+    let mut t = Throttle::new(fast, 0).unwrap();
+    let mut now = 0;
+    drive(&mut t, &mut now, 4 * KIB, 1, 1);
+    let ops = drive(&mut t, &mut now, 4 * KIB, 5, 10);
+    assert_near(ops as f64 / 5.0, 16_000.0, 0.01);
+    drive(&mut t, &mut now, 256 * KIB, 1, 1);
+    let ios = drive(&mut t, &mut now, 256 * KIB, 5, 1);
+    assert_near((ios * 256 * KIB) as f64 / 5.0, (1_000 * MIB) as f64, 0.01);
+    // 64 TiB gp3 at EC2's 2025 ceilings, and io2 Block Express.
+    let top = limits(VolumeType::Gp3, 65_536, Some(80_000), Some(2_000));
+    assert_eq!(Throttle::new(top, 0).unwrap().performance().iops, 80_000);
+    let io2 = limits(VolumeType::Io2, 65_536, Some(256_000), None);
+    assert_eq!(Throttle::new(io2, 0).unwrap().performance().iops, 256_000);
 }

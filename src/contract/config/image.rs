@@ -8,35 +8,17 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::{ConfigError, DiskConfig, check_file};
-use crate::vmm::devices::virtio::block::throttle::Limits;
+use super::DiskConfig;
+use crate::contract::ebs::Limits;
 
 /// SeaBIOS from Debian's `seabios` package.
 pub const DEFAULT_FIRMWARE: &str = "/usr/share/seabios/bios-256k.bin";
-/// A disk smaller than one sector cannot hold a boot record.
-const SECTOR: u64 = 512;
-/// The BIOS is mapped below 4 GiB and its last 128 KiB aliased at 0xE0000.
-pub const FIRMWARE_MIN_BYTES: u64 = 128 << 10;
-/// Room below 4 GiB above the IOAPIC/LAPIC and KVM's TSS pages.
-pub const FIRMWARE_MAX_BYTES: u64 = 16 << 20;
 /// The instance type shown when none is configured.
 const DEFAULT_INSTANCE_TYPE: &str = "flint.custom";
 const MAX_IDENTITY_LEN: usize = 64;
 
 #[derive(Debug, Error)]
-pub enum ImageError {
-    #[error(
-        "disk image {0} is empty or smaller than one 512-byte sector: nothing can boot from it"
-    )]
-    Empty(PathBuf),
-    #[error(
-        "boot mode uefi is not available yet (Flint's UEFI firmware is a later milestone); use legacy-bios"
-    )]
-    UefiUnavailable,
-    #[error(
-        "firmware {path} is {size} bytes; a BIOS image is a multiple of 64 KiB between 128 KiB and 16 MiB"
-    )]
-    FirmwareSize { path: PathBuf, size: u64 },
+pub enum IdentityError {
     #[error("instance id {0:?} is not of the form i-<8 to 17 hex digits>")]
     InstanceId(String),
     #[error("instance type {0:?} must be 1 to {MAX_IDENTITY_LEN} printable ASCII characters")]
@@ -115,34 +97,6 @@ impl ImageConfig {
             ..DiskConfig::new(self.path.clone())
         }
     }
-
-    /// The image's contents are the guest's: only its size is looked at.
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        check_file("disk image", &self.path, true)?;
-        let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if size < SECTOR && !is_block_device(&self.path) {
-            return Err(ImageError::Empty(self.path.clone()).into());
-        }
-        if self.boot_mode == BootMode::Uefi {
-            return Err(ImageError::UefiUnavailable.into());
-        }
-        check_file("firmware", &self.firmware, false)?;
-        let size = fs::metadata(&self.firmware).map(|m| m.len()).unwrap_or(0);
-        let fits = (FIRMWARE_MIN_BYTES..=FIRMWARE_MAX_BYTES).contains(&size);
-        if !fits || !size.is_multiple_of(64 << 10) {
-            return Err(ImageError::FirmwareSize {
-                path: self.firmware.clone(),
-                size,
-            }
-            .into());
-        }
-        Ok(())
-    }
-}
-
-fn is_block_device(path: &std::path::Path) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
 /// What EC2 calls the instance: its id and type.
@@ -187,18 +141,18 @@ pub fn random_instance_id() -> String {
 }
 
 impl Identity {
-    pub(super) fn validate(&self) -> Result<(), ImageError> {
+    pub fn validate(&self) -> Result<(), IdentityError> {
         let id = &self.instance_id;
         let digits = id.strip_prefix("i-").unwrap_or("");
         let hex = digits
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex || !(8..=17).contains(&digits.len()) {
-            return Err(ImageError::InstanceId(id.clone()));
+            return Err(IdentityError::InstanceId(id.clone()));
         }
         let t = &self.instance_type;
         if t.is_empty() || t.len() > MAX_IDENTITY_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ImageError::InstanceType(t.clone()));
+            return Err(IdentityError::InstanceType(t.clone()));
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! control characters (a newline would forge listing entries) and bounded
 //! sizes.
 
-use super::metadata::{Credentials, MAX_USER_DATA, MetadataConfig, MetadataError};
+use super::{Credentials, MAX_USER_DATA, MetadataConfig, MetadataError};
 
 const MAX_TAGS: usize = 50; // EC2's per-resource tag limit
 const MAX_PUBLIC_KEYS: usize = 16;

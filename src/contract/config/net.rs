@@ -6,12 +6,19 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::vmm::devices::virtio::net::tap;
-
-/// NICs occupy fixed PCI slots from here (slot 5 is the primary ENI's on
-/// EC2 Nitro instances: `ens5`), so attaching disks never renames them.
-pub const NIC_SLOT_FIRST: u8 = 5;
 pub const MAX_NICS: usize = 4;
+/// Linux's IFNAMSIZ, less its NUL.
+pub const MAX_TAP_NAME_LEN: usize = 15;
+
+/// Whether `name` can name a TAP device: 1 to MAX_TAP_NAME_LEN printable
+/// ASCII bytes without '/' or ':'.
+pub fn valid_tap_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TAP_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+}
 
 #[derive(Debug, Error)]
 pub enum NetConfigError {
@@ -76,7 +83,7 @@ impl NetConfig {
     }
 
     pub fn validate(&self) -> Result<(), NetConfigError> {
-        if !tap::valid_name(&self.tap) {
+        if !valid_tap_name(&self.tap) {
             return Err(NetConfigError::TapName {
                 tap: self.tap.clone(),
             });

@@ -1,8 +1,8 @@
 //! What the metadata service knows about its instance: the JSON document
-//! given to `flint vmm --metadata FILE.json`, and the runtime updates the
-//! per-VM control socket may apply to it (tags, block device mapping,
-//! metadata options, user data — what EC2 lets you change on a running
-//! instance).
+//! given to `flint vmm --metadata FILE.json` (and vm.json's `metadata`),
+//! and the runtime updates the per-VM control socket may apply to it
+//! (`PUT /vm/metadata`: tags, block device mapping, metadata options, user
+//! data — what EC2 lets you change on a running instance).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -10,6 +10,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+#[cfg(test)]
+mod tests;
+mod validate;
 
 /// EC2's limit on user data (before base64).
 pub const MAX_USER_DATA: usize = 16 * 1024;
@@ -274,21 +278,41 @@ impl MetadataConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetadataUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub block_device_mapping: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_options: Option<MetadataOptionsUpdate>,
     /// New user data, base64. An empty string removes the user data, as an
     /// empty value does in EC2's ModifyInstanceAttribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_data_base64: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetadataOptionsUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_tokens: Option<HttpTokens>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_endpoint: Option<Toggle>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_put_response_hop_limit: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_metadata_tags: Option<Toggle>,
+}
+
+/// Every option set: the whole of `options` replaces the running ones.
+impl From<MetadataOptions> for MetadataOptionsUpdate {
+    fn from(o: MetadataOptions) -> Self {
+        MetadataOptionsUpdate {
+            http_tokens: Some(o.http_tokens),
+            http_endpoint: Some(o.http_endpoint),
+            http_put_response_hop_limit: Some(o.http_put_response_hop_limit),
+            instance_metadata_tags: Some(o.instance_metadata_tags),
+        }
+    }
 }
 
 impl MetadataConfig {
