@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod catalog;
 pub mod ec2;
 pub mod server;
 pub mod store;
