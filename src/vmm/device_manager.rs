@@ -8,11 +8,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use event_manager::{EventOps, Events, MutEventSubscriber};
 use thiserror::Error;
 use vm_memory::GuestAddress;
 
-use crate::contract::config::{MAX_NICS, VmConfig};
+use crate::contract::config::VmConfig;
 use crate::vmm::acpi::{PciHotplug, PciHotplugPorts, PmDevice, ResetDevice};
 use crate::vmm::bus::{Bus, BusError};
 use crate::vmm::config::NIC_SLOT_FIRST;
@@ -28,11 +27,13 @@ use crate::vmm::devices::virtio::net::tap::Tap;
 use crate::vmm::dhcp::{DhcpConfig, DhcpServer};
 use crate::vmm::disks::DiskTable;
 use crate::vmm::disks::plug::{DiskDevices, PlugContext};
+use crate::vmm::events::Subscriber;
 use crate::vmm::firmware;
 use crate::vmm::imds::Imds;
 use crate::vmm::layout;
 use crate::vmm::memory::{self, GuestMemoryMmap};
 use crate::vmm::netsvc::GuestLink;
+use crate::vmm::pci::slots::{hotplug_slots, slot_bar};
 use crate::vmm::pci::{PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::power::PowerControl;
 use crate::vmm::vm::{KvmIrqLine, Vm};
@@ -45,42 +46,6 @@ pub enum DeviceError {
     Firmware(#[from] firmware::FirmwareError),
     #[error("{0}")]
     Setup(String),
-}
-
-/// Event-loop subscribers are shared with the vCPU threads, which reach the
-/// same devices through the buses.
-pub type Subscriber = Box<dyn MutEventSubscriber + Send>;
-
-pub struct SharedSubscriber<T: ?Sized>(pub Arc<Mutex<T>>);
-
-impl<T: MutEventSubscriber + ?Sized> MutEventSubscriber for SharedSubscriber<T> {
-    fn process(&mut self, events: Events, ops: &mut EventOps) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .process(events, ops)
-    }
-    fn init(&mut self, ops: &mut EventOps) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).init(ops)
-    }
-}
-
-/// PCI slot of disk `index` (0 = the boot disk): from slot 1 up, around
-/// the NICs' fixed slots.
-pub fn disk_slot(index: usize) -> u8 {
-    let index = index as u8;
-    let first = NIC_SLOT_FIRST - 1;
-    if index < first {
-        1 + index
-    } else {
-        1 + index + MAX_NICS as u8
-    }
-}
-
-/// Bitmap of the hot-plug slots: all but the host bridge's and the NICs'.
-pub fn hotplug_slots() -> u32 {
-    let nics = ((1u32 << MAX_NICS) - 1) << NIC_SLOT_FIRST;
-    !1 & !nics
 }
 
 /// The services on NIC `index`'s link: DHCP when it has an address, the
@@ -119,11 +84,6 @@ pub struct HostResources<'a> {
     pub imds: Option<&'a Arc<Mutex<Imds>>>,
     /// The disks (boot-time and hot-plugged); None: the config's disks.
     pub disks: Option<&'a Arc<DiskTable>>,
-}
-
-/// BAR window of PCI slot `slot`.
-pub fn slot_bar(slot: u8) -> u64 {
-    layout::PCI_MMIO32_START + u64::from(slot) * 0x1_0000
 }
 
 pub struct Devices {
@@ -278,7 +238,7 @@ impl Devices {
             add_virtio(NIC_SLOT_FIRST + i as u8, net, &what)?;
         }
 
-        let rsdp = firmware::install_platform_tables(&pio, mem, config)?;
+        let rsdp = firmware::install_platform_tables(&pio, mem, &firmware::Platform::of(config))?;
 
         Ok(Devices {
             pio,

@@ -14,10 +14,11 @@ use vmm_sys_util::epoll::EventSet;
 
 use crate::contract::config::VmConfig;
 use crate::contract::socket::VmState;
-use crate::vmm::api::ApiShared;
+use crate::vmm::api::{ApiShared, VmRequest as Request};
 use crate::vmm::boot::{self, BootError};
 use crate::vmm::cpu::{self, CpuError};
-use crate::vmm::device_manager::{DeviceError, Devices, HostResources, Subscriber};
+use crate::vmm::device_manager::{DeviceError, Devices, HostResources};
+use crate::vmm::events::Subscriber;
 use crate::vmm::firmware::rom::{self, RomError};
 use crate::vmm::memory::{self, MemoryError};
 use crate::vmm::power::{PowerAction, PowerControl};
@@ -63,16 +64,6 @@ pub enum Outcome {
     /// Stopped without the guest's cooperation.
     HardStopped(String),
     Faulted(String),
-}
-
-/// What the outside world (signals, the control socket) can ask of a boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
-    /// ACPI power button; hard stop when the timeout passes.
-    GracefulShutdown,
-    HardStop,
-    /// Hard reset, as the reset button.
-    Reset,
 }
 
 /// Wakes the main loop for the eventfds it cares about; the main loop then

@@ -13,6 +13,7 @@ pub mod device_manager;
 pub mod devices;
 pub mod dhcp;
 pub mod disks;
+pub mod events;
 pub mod firmware;
 pub mod imds;
 pub mod instance;

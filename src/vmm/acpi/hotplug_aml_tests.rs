@@ -9,7 +9,7 @@ use std::process::Command;
 use super::config::AcpiConfig;
 use super::dsdt::build_dsdt;
 use super::tables::tests::{run_iasl, scratch_dir};
-use crate::vmm::device_manager::hotplug_slots;
+use crate::vmm::pci::slots::hotplug_slots;
 
 /// A test SSDT: TST1 raises PCIU/PCID bits and runs the GPE handler; TST2
 /// ejects slot 3 and returns what B0EJ got.

@@ -35,7 +35,6 @@ use crate::contract::metadata::MetadataUpdate;
 use crate::contract::socket::{self, Accepted, ErrorReply, VmAction, VmState, VmStatus};
 use crate::vmm::disks::DiskTable;
 use crate::vmm::imds::Imds;
-use crate::vmm::instance::Request as VmRequest;
 use crate::vmm::seccomp::ThreadKind;
 use crate::vmm::vm::Vm;
 
@@ -50,6 +49,17 @@ pub enum ApiError {
     Thread(std::io::Error),
     #[error("API thread seccomp filter: {0}")]
     Seccomp(String),
+}
+
+/// What the outside world (signals, the control socket) can ask of a
+/// boot; the instance's main loop acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmRequest {
+    /// ACPI power button; hard stop when the timeout passes.
+    GracefulShutdown,
+    HardStop,
+    /// Hard reset, as the reset button.
+    Reset,
 }
 
 /// What the API thread and the VMM's main loop share.

@@ -28,8 +28,8 @@ use crate::contract::config::VmConfig;
 use crate::contract::ebs::{Limits, LimitsError};
 use crate::contract::socket::{self, BadRequest};
 use crate::vmm::acpi::EjectWait;
-use crate::vmm::device_manager::disk_slot;
 use crate::vmm::devices::virtio::block::{Volume, VolumeError};
+use crate::vmm::pci::slots::disk_slot;
 
 /// One disk of the VM. Its id, size and limits are its volume's.
 #[derive(Debug, Clone)]

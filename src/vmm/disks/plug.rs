@@ -23,10 +23,11 @@ use super::DiskTable;
 use super::{AttachRequest, DiskEntry, DiskOp, DiskOpError, DiskReply, DiskState};
 use crate::vmm::acpi::PciHotplug;
 use crate::vmm::bus::{Bus, BusDevice, SharedDevice};
-use crate::vmm::device_manager::{Subscriber, slot_bar};
 use crate::vmm::devices::virtio::block::{Block, BlockConfig, IoWork, SECTOR_SHIFT, Volume};
+use crate::vmm::events::Subscriber;
 use crate::vmm::layout::{PCI_MMIO32_SIZE, PCI_MMIO32_START, PCI_SLOTS};
 use crate::vmm::memory::GuestMemoryMmap;
+use crate::vmm::pci::slots::slot_bar;
 use crate::vmm::pci::{PciDevice, PciRoot, VirtioPciDevice, virtio_pci};
 use crate::vmm::vm::Vm;
 

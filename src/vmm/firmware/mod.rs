@@ -46,25 +46,51 @@ pub const BOOT_DISK_SLOT: u8 = 1;
 /// Installs the ACPI and SMBIOS tables for `config`'s boot path (see the
 /// module doc). Returns the RSDP's address for a direct boot (the kernel's
 /// boot parameters carry it), `None` for a firmware boot.
+/// What the platform tables describe: the few facts of a VM the firmware
+/// and the tables need (not the whole VM config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub vcpus: u8,
+    pub memory_bytes: u64,
+    /// EC2's identity in SMBIOS.
+    pub instance_type: String,
+    pub instance_id: String,
+    /// Firmware (SeaBIOS) boots the VM and reads the tables over fw_cfg;
+    /// otherwise they are written into guest memory for a direct boot.
+    pub firmware: bool,
+}
+
+impl Platform {
+    pub fn of(config: &VmConfig) -> Platform {
+        Platform {
+            vcpus: config.vcpus,
+            memory_bytes: config.memory_mib << 20,
+            instance_type: config.identity.instance_type.clone(),
+            instance_id: config.identity.instance_id.clone(),
+            firmware: config.boots_firmware(),
+        }
+    }
+}
+
 pub fn install_platform_tables(
     pio: &Bus,
     mem: &GuestMemoryMmap,
-    config: &VmConfig,
+    platform: &Platform,
 ) -> Result<Option<GuestAddress>, FirmwareError> {
-    let memory_bytes = config.memory_mib << 20;
+    let memory_bytes = platform.memory_bytes;
     let acpi_config = AcpiConfig {
         pci_hotplug: true,
-        pci_hotplug_slots: crate::vmm::device_manager::hotplug_slots(),
-        ..AcpiConfig::for_vm(config.vcpus, memory_bytes)
+        pci_hotplug_slots: crate::vmm::pci::slots::hotplug_slots(),
+        ..AcpiConfig::for_vm(platform.vcpus, memory_bytes)
     };
     let smbios_config = SmbiosConfig {
-        instance_type: config.identity.instance_type.clone(),
-        instance_id: config.identity.instance_id.clone(),
-        vcpus: u32::from(config.vcpus),
+        instance_type: platform.instance_type.clone(),
+        instance_id: platform.instance_id.clone(),
+        vcpus: u32::from(platform.vcpus),
         memory_bytes,
         uuid: None,
     };
-    if !config.boots_firmware() {
+    if !platform.firmware {
         smbios::write_smbios(mem, &smbios_config, GuestAddress(SMBIOS_START))?;
         return Ok(Some(acpi::create_acpi_tables(mem, &acpi_config)?));
     }
@@ -79,7 +105,7 @@ pub fn install_platform_tables(
         "HALT".to_string(),
     ];
     device.add_seabios_items(
-        u16::from(config.vcpus),
+        u16::from(platform.vcpus),
         memory_bytes,
         &bootorder,
         &smbios,

@@ -4,6 +4,7 @@
 mod config_space;
 mod msix;
 mod root;
+pub mod slots;
 pub mod virtio_pci;
 
 pub use config_space::{BarMove, ConfigSpace, PciIds};

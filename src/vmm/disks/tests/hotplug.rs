@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::vmm::acpi::{EjectWait, GPE_PCI_HOTPLUG};
-use crate::vmm::device_manager::slot_bar;
 use crate::vmm::layout::GPE0_BLOCK_LEN;
+use crate::vmm::pci::slots::slot_bar;
 
 #[test]
 fn boot_disks_are_listed_with_ids_slots_and_sizes() {
@@ -285,7 +285,7 @@ fn forced_detach_quarantines_the_slot_until_the_guest_ejects() {
 #[test]
 fn attaching_past_the_last_slot_is_507() {
     let mut r = rig(0);
-    let slots = crate::vmm::device_manager::hotplug_slots().count_ones() as usize;
+    let slots = crate::vmm::pci::slots::hotplug_slots().count_ones() as usize;
     for i in 0..slots {
         let e = r.attach(&format!("vol-{i}")).unwrap();
         assert!(!(5..9).contains(&e.slot), "NIC slot {}", e.slot);
