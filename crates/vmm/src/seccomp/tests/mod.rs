@@ -227,16 +227,21 @@ fn child_scenario() {
 }
 
 fn forbidden_or_allowed(action: &str, listener: Option<UnixListener>, dir: Option<&Path>) {
-    // SAFETY (all calls below): plain system calls with valid arguments;
-    // the point is only whether the filter lets them through.
+    // Each call below is a plain system call with valid arguments; the
+    // point is only whether the filter lets it through.
     match action {
         "socket" => {
+            // SAFETY: socket(2) takes no pointers; the descriptor it may
+            // return is leaked, which is harmless in this short-lived child.
             unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
         }
         "execve" => {
             let path = c"/bin/true";
             let argv = [path.as_ptr(), std::ptr::null()];
             let envp = [std::ptr::null()];
+            // SAFETY: `path` is a NUL-terminated C string and `argv` and
+            // `envp` are NULL-terminated arrays of valid pointers, all of
+            // which outlive the call.
             unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         }
         "spawn" => {
@@ -247,9 +252,14 @@ fn forbidden_or_allowed(action: &str, listener: Option<UnixListener>, dir: Optio
         }
         "ioctl_create_vm" => {
             let event = EventFd::new(EFD_NONBLOCK).unwrap();
+            // SAFETY: KVM_CREATE_VM (0xae01) takes an integer argument, no
+            // pointer; on an eventfd it can only fail (or be killed by the
+            // filter), touching no memory of ours.
             unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&event), 0xae01) };
         }
         "mmap_exec" => {
+            // SAFETY: an anonymous private mapping at an address the kernel
+            // chooses cannot alias any existing memory; it is never used.
             unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
@@ -262,10 +272,14 @@ fn forbidden_or_allowed(action: &str, listener: Option<UnixListener>, dir: Optio
             };
         }
         "fork" => {
+            // SAFETY: the filter is expected to kill the process on fork; if
+            // it did not, both processes go on to exit(0) and the child
+            // touches only what was copied into its own address space.
             unsafe { libc::fork() };
         }
         "sched_fifo" => {
             let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: `param` is a valid sched_param that outlives the call.
             unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
         }
         "loop_policy" => loop_policy_switches(),

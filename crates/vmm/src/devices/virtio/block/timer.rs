@@ -22,10 +22,10 @@ impl ThrottleTimer {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a new descriptor that nothing else owns.
-        Ok(ThrottleTimer {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        // SAFETY: `fd` is a new, valid descriptor (checked above) that
+        // nothing else owns, so the OwnedFd may close it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(ThrottleTimer { fd })
     }
 
     /// Fires once, `ns` nanoseconds from now (at least 1: 0 would disarm).
