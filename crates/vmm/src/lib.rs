@@ -1,7 +1,6 @@
-//! One virtual machine: KVM setup, vCPUs, memory, boot and devices.
-
-// The VMM is being assembled module by module; items land before their users.
-#![allow(dead_code)]
+//! One virtual machine (`flint vmm`): KVM setup, vCPUs, memory, boot and
+//! devices. It depends on `flint_contract` for everything it shares with
+//! the daemon, and never on the daemon itself.
 
 pub mod acpi;
 pub mod api;

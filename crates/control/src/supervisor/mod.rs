@@ -51,7 +51,6 @@ use flint_contract::metadata::MetadataUpdate;
 use flint_contract::socket::VmAction;
 use layout::Layout;
 
-#[allow(unused_imports)] // for the API layer and tests
 pub use adopt::AdoptReport;
 
 /// EC2 keeps terminated instances describable for about an hour.

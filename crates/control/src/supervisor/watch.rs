@@ -11,7 +11,7 @@ use super::process;
 use super::settle::{fail_launch, settle};
 use super::vm_config::{self, LaunchSpec};
 use super::{Live, Slot, Supervisor, SupervisorError, network, vmm_client, volume};
-use crate::store::instances::{InstanceState, StateReason};
+use crate::store::instances::InstanceState;
 use crate::store::processes::VmmProcess;
 use crate::store::{StoreError, Tx};
 use flint_contract::socket::{VmAction, VmState};
@@ -287,17 +287,4 @@ fn escalate(sup: &Arc<Supervisor>, id: &str, live: &Live, timeout: Duration) {
     }
     eprintln!("flint serve: instance {id}: the VMM ignores a hard stop: SIGKILL");
     process::signal_if_same(live.pid, live.ticks, libc::SIGKILL);
-}
-
-/// For a record a reason of its own (used by adoption).
-pub(super) fn transition_with(
-    sup: &Supervisor,
-    id: &str,
-    from: InstanceState,
-    to: InstanceState,
-    reason: &StateReason,
-) -> Result<(), SupervisorError> {
-    sup.store()
-        .write(|t| t.transition_instance(id, &[from], to, Some(reason)))?;
-    Ok(())
 }

@@ -30,16 +30,11 @@ mod tables;
 
 // The VMM core is wired up in a later change; until then nothing imports
 // these (like `dead_code` in vmm/mod.rs, for items that land before users).
-#[allow(unused_imports)]
 pub use config::AcpiConfig;
-#[allow(unused_imports)]
 pub use dsdt::{GPE_PCI_HOTPLUG, pci_intx_gsi};
 pub use pci_hotplug::{EjectWait, PciHotplug, PciHotplugPorts};
-#[allow(unused_imports)]
 pub use pm::{GpeDevice, PM_TIMER_HZ, PmDevice, PmError, SLP_TYP_S5};
-#[allow(unused_imports)]
 pub use reset::{RESET_VALUE, ResetDevice};
-#[allow(unused_imports)]
 pub use tables::{
     AcpiError, AcpiTables, Blob, TABLES_ALIGN, TableChecksum, TableEntry, TablePointer,
     build_acpi_tables, create_acpi_tables, create_acpi_tables_at,

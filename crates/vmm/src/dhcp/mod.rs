@@ -26,14 +26,11 @@ use std::net::Ipv4Addr;
 use thiserror::Error;
 
 // The virtio-net datapath and the VMM's network setup use these.
-#[allow(unused_imports)]
 pub use config::{
     DEFAULT_LEASE_SECS, DEFAULT_MTU, DhcpConfig, EC2_GATEWAY_MAC, EC2_MTU, MAX_CLIENT_ID_LEN,
     MAX_DNS_SERVERS, MAX_LEASE_SECS, MIN_LEASE_SECS, MIN_MTU, ec2_domain, ec2_hostname,
 };
-#[allow(unused_imports)]
 pub use frames::{MAX_REQUEST_LEN, is_dhcp_to_server};
-#[allow(unused_imports)]
 pub use server::{DhcpServer, DhcpStats};
 
 /// UDP port DHCP servers listen on.

@@ -29,7 +29,6 @@ use flint_contract::metadata::{HttpTokens, MetadataConfig, MetadataError, Metada
 
 // The datapath and the control socket are wired to these names; until they
 // land, nothing in the crate imports them.
-#[allow(unused_imports)]
 pub use http::{HttpConnection, HttpError, Request, Response};
 
 use http::TEXT_PLAIN;

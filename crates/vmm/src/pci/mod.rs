@@ -8,9 +8,7 @@ pub mod virtio_pci;
 
 pub use config_space::{BarMove, ConfigSpace, PciIds};
 pub use msix::MsixTable;
-#[allow(unused_imports)] // wired in by the device manager
 pub use root::{PciRoot, PciRootError};
-#[allow(unused_imports)]
 pub use virtio_pci::{VirtioPciDevice, VirtioPciError};
 
 /// A device on the PCI bus (function 0 of its slot).

@@ -3,7 +3,8 @@ use super::{TempDir, insert, instance, open};
 
 #[derive(Debug)]
 enum HandlerError {
-    Store(StoreError),
+    // Read only by Debug, when an assertion below fails.
+    Store(#[allow(dead_code)] StoreError),
     Refused,
 }
 

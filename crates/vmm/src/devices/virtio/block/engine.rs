@@ -80,6 +80,7 @@ impl Engine {
         let _ = self.evt.read();
     }
 
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }

@@ -43,7 +43,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // Used by the VMM core once it wires disks up.
-#[allow(unused_imports)]
 pub use device::{Block, BlockError};
 pub use io_work::IoWork;
 pub use volume::{Volume, VolumeError};

@@ -18,7 +18,6 @@ pub mod tap;
 
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)] // metrics reporting lands with the daemon
 pub use device::{Net, NetError, NetMetrics};
 
 /// Size of both queues (the maximum; the driver may pick less).

@@ -79,11 +79,6 @@ impl TokenBucket {
         u64::try_from((self.balance / NANO).max(0)).unwrap_or(u64::MAX)
     }
 
-    /// Capacity in whole tokens.
-    pub fn capacity(&self) -> u64 {
-        u64::try_from(self.capacity / NANO).unwrap_or(u64::MAX)
-    }
-
     /// How full the bucket is, 0.0 ..= 100.0 (0 while in debt).
     pub fn percent(&self) -> f64 {
         (self.balance.max(0) as f64) * 100.0 / (self.capacity as f64)
