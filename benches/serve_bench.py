@@ -54,12 +54,13 @@ def main():
     data = tempfile.mkdtemp(prefix="flint-bench-serve-")
     port = free_port()
     sock = os.path.join(data, "flint.sock")
-    env = dict(os.environ, FLINT_VMM_COMMAND=f"{sys.executable} {STANDIN}",
-               FLINT_STANDIN_BOOT_MS="0", FLINT_STOP_TIMEOUT_S="5", FLINT_TERMINATE_TIMEOUT_S="3")
+    env = dict(os.environ, FLINT_STANDIN_BOOT_MS="0")
     log = open(os.path.join(data, "serve.log"), "wb")
     daemon = subprocess.Popen(
         [FLINT, "serve", "--data-dir", data, "--socket", sock, "--listen", f"127.0.0.1:{port}",
-         "--bridge", "none", "--subnet", "172.31.0.0/16"],
+         "--bridge", "none", "--subnet", "172.31.0.0/16",
+         "--vmm-command", f"{sys.executable} {STANDIN}",
+         "--stop-timeout", "5", "--terminate-timeout", "3"],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
     try:
         for _ in range(200):

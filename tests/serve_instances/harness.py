@@ -37,11 +37,6 @@ class Daemon:
         self.data_dir = data_dir
         self.port = free_port()
         self.env = dict(os.environ)
-        self.env.update({
-            "FLINT_VMM_COMMAND": f"{sys.executable} {STANDIN}",
-            "FLINT_STOP_TIMEOUT_S": "5",
-            "FLINT_TERMINATE_TIMEOUT_S": "3",
-        })
         self.env.update(env or {})
         self.proc = None
         self.log = open(os.path.join(data_dir, "serve.log"), "ab")
@@ -51,7 +46,9 @@ class Daemon:
             [FLINT, "serve", "--data-dir", self.data_dir,
              "--socket", os.path.join(self.data_dir, "flint.sock"),
              "--listen", f"127.0.0.1:{self.port}", "--bridge", "none",
-             "--subnet", "172.31.0.0/20"],
+             "--subnet", "172.31.0.0/20",
+             "--vmm-command", f"{sys.executable} {STANDIN}",
+             "--stop-timeout", "5", "--terminate-timeout", "3"],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.time() + 30
         while time.time() < deadline:

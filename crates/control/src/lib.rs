@@ -5,6 +5,7 @@
 //! per-VM socket.
 
 pub mod api;
+pub mod catalog;
 pub mod server;
 pub mod store;
 pub mod supervisor;

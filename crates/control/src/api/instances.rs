@@ -8,10 +8,10 @@
 //! processes follow. Hooks called by `flint serve`: [`start`] (builds the
 //! supervisor, re-adopts running VMs), [`register`], [`stop`].
 //!
-//! Daemon settings beyond `Config` come from the environment until they
-//! get flags: FLINT_VMM_COMMAND (the VMM program, e.g. a stand-in in
-//! tests), FLINT_STOP_TIMEOUT_S, FLINT_TERMINATE_TIMEOUT_S, FLINT_NAT=1.
-//! `--bridge none` runs without host networking (no bridge, no TAPs).
+//! The supervisor is built here, once, from `flint serve`'s options
+//! (`Config`: `--vmm-command`, `--stop-timeout`, `--terminate-timeout`,
+//! `--nat`; `--bridge none` runs without host networking: no bridge, no
+//! TAPs).
 
 mod describe;
 mod lifecycle;
@@ -42,7 +42,12 @@ pub fn start(ctx: &Context) -> Result<(), String> {
         "" | "none" => None,
         name => Some(name.to_string()),
     };
-    cfg.nat = std::env::var("FLINT_NAT").is_ok_and(|v| v == "1");
+    cfg.nat = ctx.config.nat;
+    cfg.stop_timeout = std::time::Duration::from_secs(ctx.config.stop_timeout_s);
+    cfg.terminate_timeout = std::time::Duration::from_secs(ctx.config.terminate_timeout_s);
+    if let Some(command) = &ctx.config.vmm_command {
+        cfg.vmm_command = command.clone();
+    }
     cfg.max_memory_mib = ctx.config.max_instance_memory_mib.map(u64::from);
     cfg.direct_io = ctx.config.direct_io;
     let sup = Supervisor::new(cfg).map_err(|e| e.to_string())?;
@@ -81,7 +86,7 @@ pub fn tags_changed(ctx: &Context, resource_id: &str) {
     if !resource_id.starts_with("i-") {
         return;
     }
-    let (Some(sup), Ok(mut store)) = (ctx.supervisor::<Supervisor>(), ctx.store()) else {
+    let (Some(sup), Ok(mut store)) = (ctx.supervisor(), ctx.store()) else {
         return;
     };
     let Ok(tags) = store.read(|t| t.tags_of(resource_id)) else {
@@ -98,7 +103,7 @@ pub fn tags_changed(ctx: &Context, resource_id: &str) {
 
 fn supervisor(call: &Call<'_>) -> Result<Arc<Supervisor>, Ec2Error> {
     call.ctx
-        .supervisor::<Supervisor>()
+        .supervisor()
         .ok_or_else(|| Ec2Error::internal_error("the instance supervisor is not running"))
 }
 

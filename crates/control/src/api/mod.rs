@@ -36,14 +36,13 @@
 //!   `instances_dir()`, `tmp_dir()`.
 //! - `ctx.config` — daemon settings ([`Config`]: region, AZ, subnet,
 //!   bridge, owner id, memory cap for instances).
-//! - `ctx.supervisor` — the slot the VM supervisor fills (any
-//!   `Send + Sync + 'static` type; handlers get it back typed with
-//!   `ctx.supervisor::<T>()`). It is set by the `instances::start` hook,
-//!   which `flint serve` calls once before it accepts connections.
+//! - `ctx.supervisor()` — the VM supervisor, built once from `flint
+//!   serve`'s options by the `instances::start` hook before the daemon
+//!   accepts connections.
 //!
 //! Shared helpers for handlers: [`filters`] (EC2 `Filter.N` parsing and
 //! wildcard matching), [`paging`] (MaxResults/NextToken),
-//! [`instance_types::instance_type`] (catalog lookup).
+//! [`crate::catalog::instance_type`] (catalog lookup).
 
 pub mod codec;
 pub mod filters;
@@ -60,7 +59,6 @@ pub mod volumes;
 #[cfg(test)]
 mod tests;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -69,6 +67,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use super::store::{Store, StoreError};
+use super::supervisor::Supervisor;
 use ec2_wire::error::Ec2Error;
 use ec2_wire::request::Ec2Request;
 use ec2_wire::response::ResponseError;
@@ -95,6 +94,14 @@ pub struct Config {
     pub max_instance_memory_mib: Option<u32>,
     /// Volumes use O_DIRECT (`flint serve --direct-io`).
     pub direct_io: bool,
+    /// NAT for the subnet (`--nat`).
+    pub nat: bool,
+    /// Graceful stop / terminate timeouts (`--stop-timeout`,
+    /// `--terminate-timeout`).
+    pub stop_timeout_s: u64,
+    pub terminate_timeout_s: u64,
+    /// The VMM program (`--vmm-command`); None: this binary's `vmm`.
+    pub vmm_command: Option<Vec<String>>,
 }
 
 impl Default for Config {
@@ -106,6 +113,10 @@ impl Default for Config {
             owner_id: "000000000000".into(),
             max_instance_memory_mib: None,
             direct_io: false,
+            nat: false,
+            stop_timeout_s: 300,
+            terminate_timeout_s: 30,
+            vmm_command: None,
         }
     }
 }
@@ -126,7 +137,7 @@ pub struct Context {
     pub config: Config,
     stores: Mutex<Vec<Store>>,
     /// Filled once by `instances::start`; see the module docs.
-    pub supervisor: OnceLock<Arc<dyn Any + Send + Sync>>,
+    pub supervisor: OnceLock<Arc<Supervisor>>,
 }
 
 impl Context {
@@ -183,9 +194,9 @@ impl Context {
         })
     }
 
-    /// The supervisor, if `instances::start` installed one of type `T`.
-    pub fn supervisor<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        self.supervisor.get()?.clone().downcast::<T>().ok()
+    /// The supervisor, once `instances::start` has built it.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        self.supervisor.get().cloned()
     }
 }
 

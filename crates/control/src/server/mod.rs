@@ -71,6 +71,21 @@ pub struct ServeArgs {
     /// page cache (`flint vmm --disk ...,direct`).
     #[arg(long)]
     pub direct_io: bool,
+    /// Masquerade the subnet's traffic out of the host (nftables table
+    /// `ip flint`).
+    #[arg(long)]
+    pub nat: bool,
+    /// How long a graceful StopInstances may take before the VM is
+    /// stopped hard.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub stop_timeout: u64,
+    /// The same for TerminateInstances.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub terminate_timeout: u64,
+    /// The VMM program and its leading arguments, split on whitespace
+    /// (default: this binary's `vmm`); tests put a stand-in here.
+    #[arg(long, value_name = "COMMAND")]
+    pub vmm_command: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -142,6 +157,14 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         bridge: args.bridge.clone(),
         max_instance_memory_mib: args.max_instance_memory,
         direct_io: args.direct_io,
+        nat: args.nat,
+        stop_timeout_s: args.stop_timeout,
+        terminate_timeout_s: args.terminate_timeout,
+        vmm_command: args
+            .vmm_command
+            .as_deref()
+            .map(|c| c.split_whitespace().map(str::to_string).collect())
+            .filter(|c: &Vec<String>| !c.is_empty()),
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

@@ -109,27 +109,14 @@ pub struct SupervisorConfig {
 }
 
 impl SupervisorConfig {
-    /// The defaults for `data_dir`; the VMM command and timeouts can be
-    /// overridden from the environment (FLINT_VMM_COMMAND: a command line
-    /// split on whitespace; FLINT_STOP_TIMEOUT_S; FLINT_TERMINATE_TIMEOUT_S).
+    /// The defaults for `data_dir` (the caller sets what `flint serve`'s
+    /// options change): this binary's `vmm`, 300 s to stop, 30 s to
+    /// terminate.
     pub fn new(data_dir: &std::path::Path, subnet: Subnet) -> SupervisorConfig {
-        let env_secs = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(Duration::from_secs(default), Duration::from_secs)
-        };
-        let vmm_command = match std::env::var("FLINT_VMM_COMMAND") {
-            Ok(cmd) if !cmd.trim().is_empty() => {
-                cmd.split_whitespace().map(str::to_string).collect()
-            }
-            _ => {
-                let exe = std::env::current_exe()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| "flint".into());
-                vec![exe, "vmm".into()]
-            }
-        };
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "flint".into());
+        let vmm_command = vec![exe, "vmm".into()];
         SupervisorConfig {
             layout: Layout::new(data_dir),
             region: "us-east-1".into(),
@@ -141,8 +128,8 @@ impl SupervisorConfig {
             vmm_command,
             max_memory_mib: None,
             direct_io: false,
-            stop_timeout: env_secs("FLINT_STOP_TIMEOUT_S", 300),
-            terminate_timeout: env_secs("FLINT_TERMINATE_TIMEOUT_S", 30),
+            stop_timeout: Duration::from_secs(300),
+            terminate_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(10),
         }
     }

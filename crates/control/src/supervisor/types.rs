@@ -1,7 +1,7 @@
 //! Instance type → vCPUs and memory, for the VM config: the catalog of
-//! resources/instance-types.json (`api::instance_types`).
+//! resources/instance-types.json (`crate::catalog`).
 
-use crate::api::instance_types::instance_type;
+use crate::catalog::instance_type;
 
 /// (vCPUs, memory MiB) of `instance_type`, if the catalog knows it.
 pub fn shape(name: &str) -> Option<(u8, u64)> {

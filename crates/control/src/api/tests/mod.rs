@@ -7,9 +7,9 @@ use md5::{Digest, Md5};
 
 use super::codec::{base64_decode, base64_encode, colon_hex};
 use super::filters::wildcard_match;
-use super::instance_types::{catalog, instance_type};
 use super::keygen::parse_public_key;
 use super::paging::{PageRequest, decode_token, encode_token, paginate};
+use crate::catalog::{catalog, instance_type};
 
 #[test]
 fn fingerprints_are_colon_separated_hex() {

@@ -102,7 +102,7 @@ pub fn json(ctx: &Context, wanted: &[String]) -> Result<String, Ec2Error> {
     let volumes = store.read(|t| t.list_volumes(wanted, &[]))?;
     drop(store);
     super::all_found(wanted, &volumes)?;
-    let sup = ctx.supervisor::<Supervisor>();
+    let sup = ctx.supervisor();
     let (samples, _) = sample(sup.as_deref(), &volumes);
     let list: Vec<serde_json::Value> = volumes
         .iter()
@@ -130,7 +130,7 @@ pub fn prometheus(ctx: &Context) -> Result<String, Ec2Error> {
     let mut store = ctx.store()?;
     let volumes = store.read(|t| t.list_volumes(&[], &[]))?;
     drop(store);
-    let sup = ctx.supervisor::<Supervisor>();
+    let sup = ctx.supervisor();
     let mut out = String::new();
     let _ = writeln!(out, "# HELP flint_volume_size_bytes The volume's size.");
     let _ = writeln!(out, "# TYPE flint_volume_size_bytes gauge");

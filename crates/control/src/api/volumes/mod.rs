@@ -72,7 +72,7 @@ fn live_volume(t: &Tx<'_>, volume_id: &str, only: &str) -> Result<VolumeRecord, 
 
 fn supervisor(call: &Call<'_>) -> Result<Arc<Supervisor>, Ec2Error> {
     call.ctx
-        .supervisor::<Supervisor>()
+        .supervisor()
         .ok_or_else(|| Ec2Error::internal_error("the volume supervisor is not running"))
 }
 
