@@ -15,9 +15,8 @@
 //! - `exit`     — `flint vmm`'s exit codes.
 //!
 //! It depends on nothing else of Flint (serde, serde_json, thiserror, std,
-//! and the `base64` crate for the metadata's `user_data_base64`; paths
-//! inside it are `crate::...`), so that it can become a crate of
-//! its own that both sides depend on.
+//! and the `base64` crate for the metadata's `user_data_base64`): both
+//! sides depend on it, and neither depends on the other.
 
 pub mod config;
 pub mod ebs;

@@ -2,8 +2,8 @@
 //! errors out, EC2 ids, and SigV4 request signatures. No actions and no
 //! server here: those are built on top.
 //!
-//! Self-contained on purpose (nothing outside this folder is used), so that
-//! `tests/ec2_wire.rs` can compile these files as they are and check them
+//! Depends on no other Flint crate, on purpose: the daemon
+//! (`flint_control`) builds on it, and `tests/ec2_wire.rs` checks it
 //! against botocore.
 
 pub mod clock;

@@ -1,7 +1,7 @@
 //! Instance actions (RunInstances, DescribeInstances, Start/Stop/Reboot/
 //! TerminateInstances, DescribeInstanceStatus, GetConsoleOutput,
 //! ModifyInstanceMetadataOptions, ModifyInstanceAttribute)
-//! on top of the VM supervisor (src/control/supervisor/).
+//! on top of the VM supervisor (crates/control/src/supervisor/).
 //!
 //! The handlers validate, change the records in one transaction (EC2's
 //! state machine), and then kick the supervisor, which makes the VM
