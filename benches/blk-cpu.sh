@@ -10,11 +10,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
-bin=$(cargo test --release --bin flint --no-run --message-format=json 2>/dev/null | python3 -c '
+bin=$(cargo test --release -p flint-vmm --lib --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "flint" and m["profile"]["test"]:
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "flint_vmm" and m["profile"]["test"]:
         print(m["executable"])')
 [[ -x $bin ]] || { echo "blk-cpu: no test binary" >&2; exit 1; }
 out=target/bench-blk-cpu

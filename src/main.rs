@@ -1,9 +1,6 @@
 //! Flint: a lightweight KVM hypervisor that runs EC2-style instances.
 
 mod cli;
-mod contract;
-mod control;
-mod vmm;
 
 use std::process::ExitCode;
 

@@ -14,21 +14,9 @@
 //! created here with pip if missing. If that is impossible the test says
 //! so loudly and passes, since the wire format is also unit-tested.
 
-// The wire-format files, compiled as they are (the crate is a binary, so
-// this is how an integration test reaches them). Its own unit tests live
-// in src/control/ec2/tests/ and are not part of this tree.
-#[allow(dead_code)]
-#[path = "../src/control/ec2"]
-mod ec2 {
-    pub mod clock;
-    pub mod error;
-    pub mod form;
-    pub mod ids;
-    pub mod random;
-    pub mod request;
-    pub mod response;
-    pub mod sigv4;
-}
+// The wire-format crate (flint-ec2-wire); its own unit tests live in
+// crates/ec2-wire/src/tests/.
+use ec2_wire as ec2;
 
 use std::collections::HashMap;
 use std::fs;

@@ -44,7 +44,7 @@ fn load(option: &str, text: &str) -> Result<Vec<u8>, ArgsError> {
 }
 
 fn base64(data: &[u8]) -> String {
-    crate::control::api::codec::base64_encode(data)
+    flint_control::api::codec::base64_encode(data)
 }
 
 /// Groups argv into (option, values).

@@ -14,9 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::control::server::{self, ServeArgs};
-use crate::vmm::config::VmmArgs;
-use crate::vmm::{kvm_check, lifecycle};
+use flint_control::server::{self, ServeArgs};
+use flint_vmm::config::VmmArgs;
+use flint_vmm::{kvm_check, lifecycle};
 
 #[derive(Parser)]
 #[command(name = "flint", version, about = "Run EC2-style instances under KVM")]
@@ -65,7 +65,7 @@ pub fn run() -> ExitCode {
             Ok(config) => lifecycle::run(config),
             Err(e) => {
                 eprintln!("flint vmm: {e}");
-                ExitCode::from(crate::contract::exit::EXIT_CONFIG)
+                ExitCode::from(flint_contract::exit::EXIT_CONFIG)
             }
         },
     }

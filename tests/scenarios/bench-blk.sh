@@ -66,7 +66,7 @@ run_guest() {
 
 # NAME DISK-OPTIONS VMM-FLAGS; flint-direct-nobatch serves every kick and
 # completion at once (--no-io-batching): the comparison for the event
-# loop's batching (src/vmm/loop_policy.rs).
+# loop's batching (crates/vmm/src/loop_policy.rs).
 for run in "flint" "flint-direct ,direct" "flint-direct-nobatch ,direct --no-io-batching"; do
     set -- $run
     run_guest "$1" "$FLINT_BIN" vmm ${3:-} --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRAMFS" \

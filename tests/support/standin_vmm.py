@@ -2,7 +2,7 @@
 """A stand-in for `flint vmm --config FILE` in fast tests (no KVM, no guest).
 
 It reads the VM config the supervisor wrote, serves the per-VM control
-socket (src/vmm/api: GET /vm, PUT /vm/shutdown|stop|reboot, GET/PUT
+socket (crates/vmm/src/api: GET /vm, PUT /vm/shutdown|stop|reboot, GET/PUT
 /vm/metadata) and exits with flint vmm's exit codes:
 
   0  powered off: after PUT /vm/shutdown, SIGTERM, or SIGUSR1 (the guest
