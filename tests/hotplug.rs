@@ -44,7 +44,11 @@ fn attach_detach_resize_and_forced_detach() {
         .run();
     outcome.assert_pass();
     for name in [
+        "early-attach",
+        "early-detach-202",
+        "early-detach-says-why",
         "hp-ready",
+        "early-detach-completes",
         "boot-disk-listed",
         "attach-hot1",
         "attach-size",

@@ -1,9 +1,14 @@
 //! `flint serve` end to end with real VMs in the emulated KVM host
 //! (tests/scenarios/serve.sh), driven by real clients:
 //!
+//! Once per AMI: debian-12 and debian-13.
+//!
 //! - from this machine, through a port forwarded into the emulated host
 //!   (tests/serve_e2e/clients.py): boto3's create_instances / waiters /
-//!   stop / start / terminate with user data reaching the guest, and the
+//!   stop / start / terminate with user data reaching the guest, EBS
+//!   volumes attached at every phase of the guest's life (firmware, GRUB,
+//!   kernel before and after acpiphp, userspace, booted, across a reboot,
+//!   while stopping) and detached with the volume_available waiter, and the
 //!   aws CLI from PyPI and Debian's awscli 2.9.19 with --endpoint-url
 //!   (run / describe / get-console-output / terminate / wait);
 //! - inside the emulated host, with curl (it has no Python): RegisterImage
@@ -37,11 +42,12 @@ fn free_port() -> u16 {
 /// One run: the scenario in the emulated host and, once it says the
 /// daemon is ready, the clients here. Returns the scenario's outcome and
 /// the clients' report (None when they never got to run).
-fn run_once(suffix: &str) -> (Outcome, Option<(bool, String)>) {
+fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
     let port = free_port();
-    let image = support::image_dir("debian-12").join("disk.raw");
+    let image = support::image_dir(ami).join("disk.raw");
     let scenario = Scenario::new("serve")
         .disk("ami", &image)
+        .env("FLINT_AMI_NAME", ami)
         .forward(port, GUEST_PORT)
         .timeout(4200);
     let mut running = scenario.spawn(suffix);
@@ -84,7 +90,16 @@ fn run_once(suffix: &str) -> (Outcome, Option<(bool, String)>) {
 }
 
 #[test]
-fn serve_runs_instances_for_real_clients() {
+fn serve_runs_debian_12_instances_for_real_clients() {
+    serve_runs_instances_for_real_clients("debian-12");
+}
+
+#[test]
+fn serve_runs_debian_13_instances_for_real_clients() {
+    serve_runs_instances_for_real_clients("debian-13");
+}
+
+fn serve_runs_instances_for_real_clients(ami: &str) {
     let mut attempt = 0;
     let (outcome, clients) = loop {
         attempt += 1;
@@ -93,12 +108,12 @@ fn serve_runs_instances_for_real_clients() {
         } else {
             format!("-retry{}", attempt - 1)
         };
-        let (outcome, clients) = run_once(&suffix);
+        let (outcome, clients) = run_once(ami, &suffix);
         if outcome.passed || attempt == ATTEMPTS || !outcome.emulated_host_crashed() {
             break (outcome, clients);
         }
         eprintln!(
-            "\n!!! serve: the emulated host's kernel died (log {}); running it again\n",
+            "\n!!! serve {ami}: the emulated host's kernel died (log {}); running it again\n",
             outcome.log_path.display()
         );
     };
@@ -108,6 +123,23 @@ fn serve_runs_instances_for_real_clients() {
         "boto3-create-instances",
         "boto3-running",
         "boto3-user-data-reaches-guest",
+        // Issue 23: volumes attached at every phase detach.
+        "phases-cover-boot",
+        "phases-guest-sees-every-volume",
+        "phase-firmware-detach-completes",
+        "phase-bootloader-detach-completes",
+        "phase-kernel-detach-completes",
+        "phase-acpiphp-detach-completes",
+        "phase-userspace-detach-completes",
+        "phase-booted-detach-completes",
+        "phases-guest-let-go-of-every-volume",
+        "phase-rebooting-detach-completes",
+        "phase-rebooting-attach-seen-after-reboot",
+        "phase-after-reboot-detach-completes",
+        "phase-stopping-attach-refused",
+        "phase-stopping-detach-completes",
+        "phase-firmware-force-detach",
+        "phases-volumes-deleted",
         "boto3-stopped",
         "boto3-restart-keeps-private-ip",
         "boto3-terminated",

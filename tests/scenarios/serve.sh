@@ -1,4 +1,6 @@
-# flint serve end to end in the emulated KVM host: the debian-12 AMI (the default one: the test variant reboots itself on 1 vCPU)
+# flint serve end to end in the emulated KVM host: an AMI ($FLINT_AMI_NAME:
+# debian-12, the default one, or debian-13; not the test variants, which
+# reboot themselves on 1 vCPU)
 # registered through the EC2 API, an instance with a key pair and a
 # user-data script, SSH, data on the root volume surviving stop/start,
 # SIGKILL of the daemon while the VM runs (re-adoption), terminate.
@@ -14,7 +16,6 @@ echo 'root:x:0:0:root:/root:/bin/sh' >/etc/passwd 2>/dev/null || true
 mkdir -p /root/.ssh "$data" 2>/dev/null || true
 key=$FLINT_WORK/id_ed25519
 ssh-keygen -q -t ed25519 -N '' -C flint-serve-e2e -f "$key" || result ssh-keygen fail
-export FLINT_STOP_TIMEOUT_S=300
 
 # ec2 ACTION [NAME=VALUE...]: the reply (XML) on stdout, HTTP status in
 # $FLINT_WORK/status.
@@ -67,7 +68,7 @@ start_guest serve "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/fl
     --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
 wait_api && result serve-listening pass || result serve-listening fail
 # The root volume is a sparse copy of the AMI's data (~600 MB for
-# debian-12) on the payload disk: say how much room there is.
+# debian-12 and debian-13) on the payload disk: say how much room there is.
 metric payload-free-mib "$(df -Pm "$data" | awk 'NR == 2 { print $4 }')" MiB
 
 # RegisterImage takes a regular file; in the emulated host the AMI is a
@@ -76,7 +77,7 @@ if [ -b "$ami" ] || [ -b "$(readlink -f "$ami")" ]; then
     qemu-img convert -O raw "$ami" "$FLINT_WORK/ami.raw" && ami=$FLINT_WORK/ami.raw ||
         result ami-copy fail
 fi
-image=$(ec2 RegisterImage $(p Name=debian-12) $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
+image=$(ec2 RegisterImage $(p "Name=${FLINT_AMI_NAME:-debian-12}") $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
 # The registered copy is what instances clone: the intermediate can go.
 [ "$ami" = "$FLINT_WORK/ami.raw" ] && rm -f "$ami"
 if [ -z "$image" ]; then

@@ -1,12 +1,14 @@
-# The debian-12 AMI (its test variant, images/debian-12-test) booted by
-# Flint through SeaBIOS and the image's own GRUB, in the emulated KVM host.
+# An AMI (the test variant of debian-12 or debian-13, images/debian-NN-test)
+# booted by Flint through SeaBIOS and the image's own GRUB, in the emulated
+# KVM host.
 # Two instances, one after the other (side by side, nested SVM under
 # multi-threaded TCG once crashed the emulated host's kernel):
 #  ami1: 1 vCPU. Boots to login, reports, reboots itself, boots to login
 #        again, reports, powers itself off -> flint exits 0.
 #  ami2: 2 vCPUs. Boots to login, reports, then is shut down gracefully
 #        through the control socket (ACPI power button) -> flint exits 0.
-# Then disks that cannot boot: zeros, a truncated image, an empty file.
+# Then (unless FLINT_AMI_BAD_DISKS=0) disks that cannot boot: zeros, a
+# truncated image, an empty file.
 one=${FLINT_DISK_AMI1:?run with --disk ami1=PATH}
 two=${FLINT_DISK_AMI2:?run with --disk ami2=PATH}
 iid1=i-0a1b2c3d4e5f60718
@@ -99,6 +101,7 @@ else
 fi
 
 # ---- disks that cannot boot: a clear message and a clean exit
+[ "${FLINT_AMI_BAD_DISKS:-1}" = 0 ] && finish
 blank=$FLINT_WORK/blank.img
 dd if=/dev/zero of="$blank" bs=1M count=0 seek=64 2>/dev/null
 start_guest blank "$FLINT_BIN" vmm --image "$blank" --console stdio --memory 256

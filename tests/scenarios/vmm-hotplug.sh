@@ -2,6 +2,9 @@
 # built-in acpiphp) driven over the per-VM control socket. One VMM run of
 # the Debian cloud kernel + test initramfs; the guest half is
 # vmm-hotplug-guest.sh (it reports on the console, the host waits for it):
+#  0 attach + detach vol-early at once, before the guest's ACPI is up: the
+#    detach says why it waits (guest-not-listening) and completes once the
+#    guest is up (the VMM signals the lost request again)
 #  1 attach vol-hot1 (PUT /vm/disks): it appears in the guest with its serial
 #    and size, the guest reads the host's pattern and writes its own
 #  2 detach (DELETE): 202 "detaching", the guest ejects, GET turns 404, the
@@ -71,12 +74,25 @@ start_guest hp "$FLINT_BIN" vmm --kernel "$FLINT_KERNEL" --initrd "$FLINT_INITRA
     --disk "$FLINT_WORK/boot.img,serial=vol-boot" --disk "$FLINT_GUEST_SCRIPT_DISK,ro" \
     --disk "${FLINT_DISK_GUESTTOOLS:?run with --disk guesttools=PATH},ro" \
     --cmdline "console=ttyS0 reboot=k panic=-1 flint.after=wait"
+# ---- 0: attached and detached before the guest's ACPI is up (the kernel is
+# still decompressing): the eject request's GPE is lost (ACPICA clears it
+# when it enables the GPE); the VMM signals it again until the guest ejects.
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+dd if=/dev/zero of="$FLINT_WORK/early.img" bs=1M count=8 2>/dev/null
+expect_status early-attach 200 "$(api PUT /vm/disks "$(attach_body vol-early "$FLINT_WORK/early.img")")"
+expect_status early-detach-202 202 "$(api DELETE /vm/disks/vol-early)"
+reply=$(api GET /vm/disks/vol-early)
+case $reply in
+*'"eject_wait":"guest-not-listening"'*) result early-detach-says-why pass ;;
+*) result early-detach-says-why fail "$(body_of "$reply" | tr '\n' ' ')" ;;
+esac
 if ! wait_console hp 'FLINT-GUEST hp-attach-now' 120; then
     result hp-ready fail
     stop_guest hp
     finish
 fi
 result hp-ready pass "ms=$WAITED_MS"
+wait_gone vol-early 120 && result early-detach-completes pass || result early-detach-completes fail "$(body_of "$(api GET /vm/disks/vol-early)")"
 
 # Boot-time disks are listed, with the slots they boot in.
 list=$(api GET /vm/disks)

@@ -3,7 +3,8 @@ KVM host (tests/serve_e2e.rs forwards a port of this machine to it).
 
 - boto3: create_instances -> wait_until_running -> user data on the console
   -> stop -> wait_until_stopped -> start -> wait_until_running -> terminate
-  -> the instance_terminated waiter.
+  -> the instance_terminated waiter; on the way, EBS volumes attached at
+  every phase of the guest's life and detached again (volume_phases below).
 - the aws CLI from PyPI and, when installed, Debian's awscli (2.9.19):
   run-instances / describe-instances / get-console-output /
   terminate-instances / `aws ec2 wait instance-terminated`.
@@ -20,6 +21,7 @@ import time
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 ENDPOINT = os.environ["FLINT_ENDPOINT"]
 IMAGE = os.environ["FLINT_IMAGE_ID"]
@@ -64,16 +66,217 @@ def wait_console(ec2, instance_id, needle, timeout_s):
     return False
 
 
+# The guest's view of its disks: a unit (installed by the user data, so it
+# runs again after a reboot) prints the serials of its virtio disks on the
+# console whenever they change: "FLINT-DISKS boot=<id> <serial>,<serial>,".
+DISK_WATCH_USER_DATA = r"""#!/bin/sh
+echo FLINT-BOTO3 user-data ran on $(hostname) >/dev/console
+cat >/usr/local/sbin/flint-disks <<'SCRIPT'
+#!/bin/sh
+b=$(cut -c1-8 /proc/sys/kernel/random/boot_id)
+l=x
+while :; do
+    # (sysfs serials have no newline of their own)
+    s=$(for f in /sys/block/vd*/serial; do [ -e "$f" ] && echo "$(cat "$f")"; done | sort | tr '\n' ,)
+    [ "$s" != "$l" ] && echo "FLINT-DISKS boot=$b $s" >/dev/console
+    l=$s
+    sleep 1
+done
+SCRIPT
+chmod 755 /usr/local/sbin/flint-disks
+cat >/etc/systemd/system/flint-disks.service <<'UNIT'
+[Unit]
+Description=Flint test: virtio disk serials on the console
+[Service]
+ExecStart=/usr/local/sbin/flint-disks
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now flint-disks.service
+"""
+
+# Console markers of a boot's phases, in order (a phase starts when its
+# marker is on the console). Attaching right after `running` lands in the
+# firmware (SeaBIOS); acpiphp registers the hot-plug slots during the
+# kernel's PCI scan, before the kernel enables ACPI events.
+PHASE_MARKERS = [
+    ("firmware", "SeaBIOS"),
+    ("bootloader", "GRUB"),
+    ("kernel", "Linux version"),
+    ("acpiphp", "acpiphp: Slot"),
+    # systemd's banner ("Welcome to Debian GNU/Linux 13 (trixie)!"); GRUB's
+    # menu entry has no version number.
+    ("userspace", "Debian GNU/Linux 1"),
+    ("booted", "FLINT-DISKS"),
+]
+
+
+def phase_of(text):
+    """The last phase whose marker the console shows."""
+    seen = "vmm-started"
+    for name, marker in PHASE_MARKERS:
+        if marker in text:
+            seen = name
+    return seen
+
+
+def serial_of(volume_id):
+    # The volume id without its dash: the virtio-blk serial (20 bytes).
+    return volume_id.replace("-", "")
+
+
+def guest_disks(text):
+    """The serials of the guest's last FLINT-DISKS line (None: no line yet)."""
+    lines = [l for l in text.splitlines() if l.startswith("FLINT-DISKS ") or " FLINT-DISKS " in l]
+    if not lines:
+        return None
+    last = lines[-1][lines[-1].index("FLINT-DISKS "):].split(" ", 2)
+    return set(filter(None, (last[2] if len(last) > 2 else "").strip().split(",")))
+
+
+def wait_guest_disks(ec2, instance_id, pred, timeout_s):
+    deadline = time.time() + timeout_s
+    disks = None
+    while time.time() < deadline:
+        disks = guest_disks(console_text(ec2, instance_id))
+        if disks is not None and pred(disks):
+            return disks
+        time.sleep(5)
+    return disks
+
+
+class Phases:
+    """Volumes attached at the phases of one instance's life."""
+
+    def __init__(self, ec2):
+        self.ec2 = ec2
+        self.devices = iter(f"/dev/sd{c}" for c in "fghijklmnopqrstuvwxyz")
+        self.attached = {}  # volume id -> (phase wanted, phase seen, ms)
+
+    def new_volume(self, label):
+        vol = self.ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, VolumeType="gp3",
+                                     TagSpecifications=[{"ResourceType": "volume",
+                                                         "Tags": [{"Key": "phase", "Value": label}]}])
+        self.ec2.get_waiter("volume_available").wait(VolumeIds=[vol["VolumeId"]],
+                                                     WaiterConfig=waiter_config())
+        return vol["VolumeId"]
+
+    def attach(self, instance_id, label, t0):
+        vol = self.new_volume(label)
+        att = self.ec2.attach_volume(VolumeId=vol, InstanceId=instance_id, Device=next(self.devices))
+        ms = int((time.time() - t0) * 1000)
+        seen = phase_of(console_text(self.ec2, instance_id))
+        print(f"phase {label}: {vol} attached {ms} ms after running, console phase {seen},"
+              f" state {att['State']}", flush=True)
+        self.attached[vol] = (label, seen, ms)
+        return vol
+
+    def detach(self, vol, force=False):
+        self.ec2.detach_volume(VolumeId=vol, Force=force)
+        start = time.time()
+        self.ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig=waiter_config())
+        secs = time.time() - start
+        print(f"phase {self.attached.get(vol, ('?',))[0]}: {vol} detached{' (force)' if force else ''}"
+              f" in {secs:.1f} s", flush=True)
+        return secs
+
+
+def wait_running_now(ec2, instance_id):
+    """Polls until the instance is running (faster than the waiter's 3 s:
+    the firmware phase lasts seconds); returns the time it was seen."""
+    deadline = time.time() + 300
+    while ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+            "State"]["Name"] != "running":
+        check("phases-instance-running", time.time() < deadline, "not running within 300 s")
+        time.sleep(0.2)
+    return time.time()
+
+
+def attach_at_phases(ec2, phases, instance_id):
+    """Attaches one volume as soon as each boot phase shows on the console
+    (the first one as soon as the instance is running: the firmware)."""
+    t0 = wait_running_now(ec2, instance_id)
+    vols = [phases.attach(instance_id, "firmware", t0)]
+    for label, marker in PHASE_MARKERS[1:5]:
+        deadline = time.time() + BOOT_WAIT_S
+        while marker not in console_text(ec2, instance_id):
+            check(f"phase-{label}-reached", time.time() < deadline, f"no {marker!r} on the console")
+            time.sleep(0.3)
+        vols.append(phases.attach(instance_id, label, t0))
+    return vols
+
+
+def volume_phases_after_boot(ec2, phases, inst, early):
+    """Issue 23: every volume attached during the boot is in the guest and
+    detaches (no Force) once the guest runs; then a reboot and a stop with
+    volumes attached and detached across them, and a forced detach."""
+    seen_phases = {phases.attached[v][1] for v in early}
+    print(f"phases covered at attach time: {sorted(seen_phases)}", flush=True)
+    check("phases-cover-boot", len(seen_phases) >= 4, sorted(seen_phases))
+    booted = phases.attach(inst.id, "booted", time.time())
+    serials = {serial_of(v) for v in early + [booted]}
+    disks = wait_guest_disks(ec2, inst.id, lambda d: serials <= d, 600)
+    check("phases-guest-sees-every-volume", disks is not None and serials <= disks, (serials, disks))
+    for vol in early + [booted]:
+        v = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]
+        check(f"phase-{phases.attached[vol][0]}-attached",
+              v["State"] == "in-use" and v["Attachments"][0]["State"] == "attached", v)
+        secs = phases.detach(vol)
+        check(f"phase-{phases.attached[vol][0]}-detach-completes", secs < 120, secs)
+    disks = wait_guest_disks(ec2, inst.id, lambda d: not (serials & d), 300)
+    check("phases-guest-let-go-of-every-volume", disks is not None and not (serials & disks),
+          (serials, disks))
+
+    # Rebooting (RebootInstances resets the VM): a volume attached before it
+    # is detached and one attached right after it, both while the new
+    # boot's firmware runs; the second is in the guest after the reboot.
+    held = phases.attach(inst.id, "before-reboot", time.time())
+    wait_guest_disks(ec2, inst.id, lambda d: serial_of(held) in d, 300)
+    ec2.reboot_instances(InstanceIds=[inst.id])
+    during = phases.attach(inst.id, "rebooting", time.time())
+    secs = phases.detach(held)
+    check("phase-rebooting-detach-completes", secs < 600, secs)
+    # (Only the new boot's watcher can print this set.)
+    disks = wait_guest_disks(ec2, inst.id, lambda d: serial_of(during) in d and serial_of(held) not in d,
+                             BOOT_WAIT_S)
+    check("phase-rebooting-attach-seen-after-reboot",
+          disks is not None and serial_of(during) in disks and serial_of(held) not in disks,
+          (during, held, disks))
+    secs = phases.detach(during)
+    check("phase-after-reboot-detach-completes", secs < 120, secs)
+
+    # Shutting down: StopInstances, then an attach is refused (EC2: only a
+    # running or stopped instance takes one) and a detach completes when the
+    # guest lets go or its VM ends.
+    last = phases.attach(inst.id, "before-stop", time.time())
+    wait_guest_disks(ec2, inst.id, lambda d: serial_of(last) in d, 300)
+    extra = phases.new_volume("stopping")
+    inst.stop()
+    try:
+        ec2.attach_volume(VolumeId=extra, InstanceId=inst.id, Device="/dev/sdz")
+        refused = None
+    except ClientError as e:
+        refused = e.response["Error"]["Code"]
+    check("phase-stopping-attach-refused", refused == "IncorrectInstanceState", refused)
+    secs = phases.detach(last)
+    check("phase-stopping-detach-completes", secs < 600, secs)
+    ec2.delete_volume(VolumeId=extra)
+    return phases
+
+
 def boto3_lifecycle():
     ec2 = client()
     res = boto3.resource("ec2", endpoint_url=ENDPOINT, region_name="us-east-1",
                          aws_access_key_id="AKIDFLINTE2E", aws_secret_access_key="flint-e2e")
-    user_data = "#!/bin/sh\necho FLINT-BOTO3 user-data ran on $(hostname) >/dev/console\n"
+    user_data = DISK_WATCH_USER_DATA
+    phases = Phases(ec2)
     (inst,) = res.create_instances(
         ImageId=IMAGE, MinCount=1, MaxCount=1, InstanceType="t2.micro", KeyName="e2e",
         UserData=user_data,
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "boto3"}]}])
     check("boto3-create-instances", inst.id.startswith("i-"), inst.id)
+    early = attach_at_phases(ec2, phases, inst.id)
     inst.wait_until_running(WaiterConfig=waiter_config())
     inst.reload()
     check("boto3-running", inst.state["Name"] == "running" and inst.state["Code"] == 16, inst.state)
@@ -87,17 +290,26 @@ def boto3_lifecycle():
     status = ec2.describe_instance_status(InstanceIds=[inst.id])["InstanceStatuses"]
     check("boto3-instance-status", status and status[0]["InstanceState"]["Name"] == "running", status)
 
-    inst.stop()
+    # Stops the instance on the way (StopInstances while a volume detaches).
+    volume_phases_after_boot(ec2, phases, inst, early)
     inst.wait_until_stopped(WaiterConfig=waiter_config())
     inst.reload()
     check("boto3-stopped", inst.state["Name"] == "stopped", inst.state)
     check("boto3-stop-reason", "User initiated" in (inst.state_transition_reason or ""),
           inst.state_transition_reason)
     inst.start()
+    # Force works in any phase: attached in the firmware, removed at once.
+    forced = phases.attach(inst.id, "firmware-after-start", wait_running_now(ec2, inst.id))
+    secs = phases.detach(forced, force=True)
+    check("phase-firmware-force-detach", secs < 60, secs)
     inst.wait_until_running(WaiterConfig=waiter_config())
     inst.reload()
     check("boto3-restart-keeps-private-ip", inst.private_ip_address == first_ip,
           (first_ip, inst.private_ip_address))
+    for vol in phases.attached:
+        ec2.delete_volume(VolumeId=vol)
+    ec2.get_waiter("volume_deleted").wait(VolumeIds=list(phases.attached), WaiterConfig=waiter_config())
+    check("phases-volumes-deleted", True)
     inst.terminate()
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[inst.id], WaiterConfig=waiter_config())
     inst.reload()

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Further runs of a failed scenario. Measured on this kind of machine: the
 /// emulated host's kernel died in about half of the ~7-minute AMI runs, so
@@ -23,6 +24,7 @@ pub struct Scenario {
     files: Vec<PathBuf>,
     guest_script: Option<PathBuf>,
     forward: Option<(u16, u16)>,
+    envs: Vec<(String, String)>,
     retry: bool,
 }
 
@@ -53,6 +55,7 @@ impl Scenario {
             files: Vec::new(),
             guest_script: None,
             forward: None,
+            envs: Vec::new(),
             retry: true,
         }
     }
@@ -85,6 +88,12 @@ impl Scenario {
     /// host (tests/emuhost/run --forward).
     pub fn forward(mut self, host_port: u16, guest_port: u16) -> Self {
         self.forward = Some((host_port, guest_port));
+        self
+    }
+
+    /// Exports `name=value` to the scenario (tests/emuhost/run --env).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -145,8 +154,13 @@ impl Scenario {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let lock = take_slot(repo);
 
+        // Unique per run: one test binary may run a scenario several times
+        // at once (e.g. once per AMI), and each run's log is its own.
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let label: String = self.envs.iter().map(|(_, v)| format!("-{v}")).collect();
         let log_path = repo.join("target/e2e-logs").join(format!(
-            "{}-{}{suffix}.log",
+            "{}{label}-{}-{run}{suffix}.log",
             self.name,
             std::process::id()
         ));
@@ -169,6 +183,9 @@ impl Scenario {
         }
         if let Some((host, guest)) = self.forward {
             cmd.arg("--forward").arg(format!("{host}:{guest}"));
+        }
+        for (name, value) in &self.envs {
+            cmd.arg("--env").arg(format!("{name}={value}"));
         }
         cmd.arg(
             repo.join("tests/scenarios")
