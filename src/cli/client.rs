@@ -35,7 +35,10 @@ pub enum ClientError {
 }
 
 pub fn usage(verb: &str, message: &str) -> ExitCode {
-    eprintln!("usage: flint {verb} [options]\nflint: error: {message}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "usage: flint {verb} [options]\nflint: error: {message}"
+    );
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -134,7 +137,10 @@ impl<T: Read + Write> ReadWrite for T {}
 
 pub fn run(verb: &str, argv: &[String]) -> ExitCode {
     let Some(model) = model::model() else {
-        eprintln!("flint: the compiled-in EC2 model is unreadable");
+        let _ = writeln!(
+            std::io::stderr(),
+            "flint: the compiled-in EC2 model is unreadable"
+        );
         return ExitCode::from(EXIT_OTHER);
     };
     let operation = operation_of_verb(verb);
@@ -159,14 +165,14 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
     let (status, body) = match post(socket, global.endpoint_url.as_deref(), &form(&all)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("\n{e}");
+            let _ = writeln!(std::io::stderr(), "\n{e}");
             return ExitCode::from(EXIT_OTHER);
         }
     };
     let doc = match xml_json::parse(&body) {
         Ok(doc) => doc,
         Err(e) => {
-            eprintln!("\nflint: HTTP {status}: {e}");
+            let _ = writeln!(std::io::stderr(), "\nflint: HTTP {status}: {e}");
             return ExitCode::from(EXIT_OTHER);
         }
     };
@@ -178,7 +184,10 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
         let message = error
             .and_then(|e| e.child("Message"))
             .map_or("", |m| m.text.as_str());
-        eprintln!("\nAn error occurred ({code}) when calling the {operation} operation: {message}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nAn error occurred ({code}) when calling the {operation} operation: {message}"
+        );
         return ExitCode::from(EXIT_API_ERROR);
     }
     // Operations without output (CreateTags) print nothing, as aws does.

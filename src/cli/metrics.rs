@@ -3,6 +3,7 @@
 //! each volume's counters from its VM (`GET /vm/disks/{id}/metrics`),
 //! printed as JSON. Same `--socket` / `--endpoint-url` as the EC2 verbs.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::client::{DEFAULT_SOCKET, EXIT_API_ERROR, EXIT_OTHER, request, usage};
@@ -95,7 +96,7 @@ pub fn run(argv: &[String]) -> ExitCode {
     let (status, body) = match request(socket, o.endpoint_url.as_deref(), "GET", &target, "") {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("\n{e}");
+            let _ = writeln!(std::io::stderr(), "\n{e}");
             return ExitCode::from(EXIT_OTHER);
         }
     };
@@ -118,7 +119,10 @@ pub fn run(argv: &[String]) -> ExitCode {
         }
         Err(_) => (format!("HTTP {status}"), String::new()),
     };
-    eprintln!("\nAn error occurred ({code}) when calling {VERB}: {message}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nAn error occurred ({code}) when calling {VERB}: {message}"
+    );
     ExitCode::from(EXIT_API_ERROR)
 }
 

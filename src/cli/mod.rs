@@ -3,6 +3,7 @@
 
 mod args;
 mod client;
+mod logging;
 mod metrics;
 mod model;
 mod shorthand;
@@ -13,15 +14,24 @@ mod xml_json;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing::error;
 
 use flint_control::server::{self, ServeArgs};
 use flint_vmm::config::VmmArgs;
 use flint_vmm::{kvm_check, lifecycle};
+use logging::{LogFormat, LogLevel};
 
 #[derive(Parser)]
 #[command(name = "flint", version, about = "Run EC2-style instances under KVM")]
 #[command(allow_external_subcommands = true)]
 struct Cli {
+    /// How log lines on stderr look: `human` (the message alone) or `json`
+    /// (one object per line, with the level and fields such as instance_id).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// The least severe log level written.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +53,9 @@ enum Command {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // No timestamps from `flint vmm`: its stderr may be the console.
+    let timestamps = !matches!(cli.command, Command::Vmm(_));
+    logging::install(cli.log_format, cli.log_level, timestamps);
     match cli.command {
         Command::KvmCheck => match kvm_check::run() {
             Ok(report) => {
@@ -50,7 +63,7 @@ pub fn run() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(err) => {
-                eprintln!("flint kvm-check: {err}");
+                error!("flint kvm-check: {err}");
                 ExitCode::FAILURE
             }
         },
@@ -64,7 +77,7 @@ pub fn run() -> ExitCode {
         Command::Vmm(args) => match args.to_config() {
             Ok(config) => lifecycle::run(config),
             Err(e) => {
-                eprintln!("flint vmm: {e}");
+                error!("flint vmm: {e}");
                 ExitCode::from(flint_contract::exit::EXIT_CONFIG)
             }
         },

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use tracing::error;
 
 use crate::api::{self, ApiShared};
 use crate::config::VmConfigExt;
@@ -27,7 +28,7 @@ use flint_contract::socket::{VmState, VmStatus};
 const MAX_RESETS_BEFORE_OS: u32 = 2;
 
 fn fail(code: u8, reason: &str) -> ExitCode {
-    eprintln!("flint vmm: {reason}");
+    error!("flint vmm: {reason}");
     ExitCode::from(code)
 }
 

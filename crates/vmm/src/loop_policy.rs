@@ -29,6 +29,7 @@
 //! (QEMU: 117 and 106). benches/blk.sh compares both side by side.
 
 use std::sync::Arc;
+use tracing::warn;
 
 use crate::devices::virtio::block::IoWork;
 
@@ -141,7 +142,7 @@ impl LoopPolicy {
             match set_thread_policy(want) {
                 Ok(()) => self.applied = want,
                 Err(e) => {
-                    eprintln!(
+                    warn!(
                         "flint vmm: cannot switch the event loop to {want:?}: {e}; I/O batching off"
                     );
                     self.enabled = false;

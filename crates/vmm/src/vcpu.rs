@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tracing::warn;
 
 use kvm_bindings::{KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -100,7 +101,7 @@ fn run_loop(fd: &mut VcpuFd, ctx: &VcpuContext) {
                 // A triple fault: a PC resets. Said on stderr, because
                 // the guest cannot: a reset nobody asked for is a bug
                 // somewhere, and this tells it from a requested reboot.
-                eprintln!(
+                warn!(
                     "flint vmm: vCPU {}: triple fault (KVM shutdown exit); resetting the VM",
                     ctx.index
                 );

@@ -20,6 +20,7 @@ mod render;
 mod run;
 
 use std::sync::Arc;
+use tracing::{info, warn};
 
 use super::super::store::Tx;
 use super::super::store::instances::InstanceRecord;
@@ -53,7 +54,7 @@ pub fn start(ctx: &Context) -> Result<(), String> {
     let sup = Supervisor::new(cfg).map_err(|e| e.to_string())?;
     let report = sup.adopt_all().map_err(|e| e.to_string())?;
     if report != Default::default() {
-        eprintln!(
+        info!(
             "flint serve: re-adopted {} running VM(s), reconciled {} record(s), relaunched {}",
             report.adopted.len(),
             report.reconciled.len(),
@@ -97,7 +98,7 @@ pub fn tags_changed(ctx: &Context, resource_id: &str) {
         ..MetadataUpdate::default()
     };
     if let Err(e) = sup.push_metadata(resource_id, &update) {
-        eprintln!("flint serve: instance {resource_id}: cannot push tags: {e}");
+        warn!(instance_id = %resource_id, "flint serve: instance {resource_id}: cannot push tags: {e}");
     }
 }
 

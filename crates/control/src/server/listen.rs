@@ -15,6 +15,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tracing::{error, warn};
 
 use super::http::{self, Stream};
 use super::{ServerError, Shared};
@@ -76,7 +77,7 @@ pub fn bind_unix(path: &Path) -> Result<UnixSocket, ServerError> {
         // SAFETY: a valid NUL-terminated path; uid -1 leaves the owner.
         if unsafe { libc::chown(c_path.as_ptr(), u32::MAX, gid) } != 0 {
             let e = std::io::Error::last_os_error();
-            eprintln!(
+            warn!(
                 "flint serve: cannot give {} to group {SOCKET_GROUP}: {e}",
                 path.display()
             );
@@ -189,7 +190,7 @@ pub fn accept_loop(
 
 fn log_accept_error(e: &std::io::Error) {
     if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted {
-        eprintln!("flint serve: accept: {e}");
+        warn!("flint serve: accept: {e}");
         // Out of descriptors and the like: do not spin on it.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -221,7 +222,7 @@ fn spawn(shared: &Arc<Shared>, stream: Stream) {
             shared_for_thread.active.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
-        eprintln!("flint serve: cannot start a connection thread: {e}");
+        error!("flint serve: cannot start a connection thread: {e}");
         shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -25,6 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tracing::{error, info};
 
 use clap::Args;
 use thiserror::Error;
@@ -135,7 +136,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flint serve: {e}");
+            error!("flint serve: {e}");
             ExitCode::FAILURE
         }
     }
@@ -182,7 +183,7 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         shutting_down: AtomicBool::new(false),
         active: AtomicUsize::new(0),
     });
-    eprintln!(
+    info!(
         "flint serve: listening on unix:{}{}",
         args.socket.display(),
         tcp.as_ref()
@@ -198,6 +199,6 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         std::thread::sleep(Duration::from_millis(20));
     }
     api::instances::stop(&shared.ctx);
-    eprintln!("flint serve: stopped");
+    info!("flint serve: stopped");
     result
 }

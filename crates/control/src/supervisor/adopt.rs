@@ -12,6 +12,7 @@
 //!   launch again.
 
 use std::sync::Arc;
+use tracing::{error, warn};
 
 use super::outcome::Exit;
 use super::{Live, Supervisor, SupervisorError, process, settle, vmm_client, watch};
@@ -43,7 +44,7 @@ impl Supervisor {
                 Ok(Adopted::Live) => report.adopted.push(id),
                 Ok(Adopted::Settled) => report.reconciled.push(id),
                 Ok(Adopted::Launched) => report.launched.push(id),
-                Err(e) => eprintln!("flint serve: re-adopting {id}: {e}"),
+                Err(e) => error!(instance_id = %id, "flint serve: re-adopting {id}: {e}"),
             }
         }
         Ok(report)
@@ -76,7 +77,7 @@ impl Supervisor {
         if let Err(e) = vmm_client::vm_state(&self.layout().socket(id)) {
             // Alive with the right start time is our VM even if its socket
             // is slow to answer; it is watched (and stopped if asked).
-            eprintln!("flint serve: instance {id}: adopted, but {e}");
+            warn!(instance_id = %id, "flint serve: instance {id}: adopted, but {e}");
         }
         let generation = self.next_generation();
         let live = Live {

@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
 
 use serde::de::DeserializeOwned;
 
@@ -153,7 +154,9 @@ impl Supervisor {
                             // Why the guest has not let go yet, when it changes.
                             let wait = entry.eject_wait;
                             if wait != last_wait {
-                                eprintln!(
+                                info!(
+                                    volume_id = %volume_id,
+                                    instance_id = %instance_id,
                                     "flint serve: volume {volume_id}: detaching from {instance_id}: {}",
                                     wait.map_or("waiting", EjectWait::name)
                                 );
@@ -161,7 +164,7 @@ impl Supervisor {
                             }
                         }
                         Err(e) if last_error.elapsed() > Duration::from_secs(30) => {
-                            eprintln!("flint serve: volume {volume_id}: {e}");
+                            warn!(volume_id = %volume_id, instance_id = %instance_id, "flint serve: volume {volume_id}: {e}");
                             last_error = Instant::now();
                         }
                         Err(_) => {}
@@ -195,7 +198,9 @@ impl Supervisor {
         match done {
             Ok(true) => self.push_block_devices(instance_id),
             Ok(false) => {}
-            Err(e) => eprintln!("flint serve: volume {volume_id}: finishing the detach: {e}"),
+            Err(e) => {
+                error!(volume_id = %volume_id, instance_id = %instance_id, "flint serve: volume {volume_id}: finishing the detach: {e}")
+            }
         }
     }
 
@@ -248,7 +253,7 @@ impl Supervisor {
         {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("flint serve: instance {instance_id}: {e}");
+                error!(instance_id = %instance_id, "flint serve: instance {instance_id}: {e}");
                 return;
             }
         };
@@ -263,7 +268,7 @@ impl Supervisor {
             return;
         }
         if let Err(e) = vmm_client::update_metadata(&socket, &update) {
-            eprintln!("flint serve: instance {instance_id}: block-device mapping not pushed: {e}");
+            warn!(instance_id = %instance_id, "flint serve: instance {instance_id}: block-device mapping not pushed: {e}");
         }
     }
 }

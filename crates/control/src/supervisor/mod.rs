@@ -42,6 +42,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tracing::{error, warn};
 
 use thiserror::Error;
 
@@ -240,19 +241,19 @@ impl Supervisor {
     /// `force`: a stop goes straight to a hard stop.
     pub fn kick(self: &Arc<Self>, id: &str, force: bool) {
         let sup = self.clone();
-        let id = id.to_string();
+        let owned = id.to_string();
         let spawned = std::thread::Builder::new()
             .name(format!("kick-{id}"))
-            .spawn(move || sup.reconcile(&id, force));
+            .spawn(move || sup.reconcile(&owned, force));
         if let Err(e) = spawned {
-            eprintln!("flint serve: cannot start a thread for an instance: {e}");
+            error!(instance_id = %id, "flint serve: cannot start a thread for an instance: {e}");
         }
     }
 
     /// What [`Supervisor::kick`] runs; callable directly (tests, adoption).
     pub fn reconcile(self: &Arc<Self>, id: &str, force: bool) {
         if let Err(e) = watch::reconcile(self, id, force) {
-            eprintln!("flint serve: instance {id}: {e}");
+            error!(instance_id = %id, "flint serve: instance {id}: {e}");
         }
     }
 
@@ -316,7 +317,7 @@ impl Supervisor {
                     std::thread::sleep(Duration::from_secs(60));
                     let Some(sup) = sup.upgrade() else { return };
                     if let Err(e) = sup.purge_terminated() {
-                        eprintln!("flint serve: purging terminated instances: {e}");
+                        warn!("flint serve: purging terminated instances: {e}");
                     }
                     sup.purge_deleted_volumes();
                 }

@@ -4,6 +4,7 @@
 //! the private address.
 
 use std::sync::Arc;
+use tracing::{error, warn};
 
 use super::outcome::{self, Exit};
 use super::{Supervisor, SupervisorError, network, volume};
@@ -20,7 +21,7 @@ pub(super) fn fail_launch(
     first: bool,
     error: &SupervisorError,
 ) -> Result<(), SupervisorError> {
-    eprintln!("flint serve: instance {id}: launch failed: {error}");
+    error!(instance_id = %id, "flint serve: instance {id}: launch failed: {error}");
     let reason = outcome::internal_error(&format!("launch failed: {error}"));
     let to = if first {
         InstanceState::Terminated
@@ -71,7 +72,7 @@ fn terminate_records(t: &Tx<'_>, id: &str) -> Result<Vec<String>, StoreError> {
 fn delete_files(paths: &[String]) {
     for path in paths {
         if let Err(e) = volume::delete(std::path::Path::new(path)) {
-            eprintln!("flint serve: {e}");
+            warn!("flint serve: {e}");
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
+use tracing::{error, warn};
 
 use super::{DELETED_VOLUME_RETENTION_MS, Supervisor, SupervisorError, volume};
 use crate::store::modifications::ModificationState;
@@ -62,7 +63,7 @@ impl Supervisor {
             .name(name)
             .spawn(move || work(&sup))
         {
-            eprintln!("flint serve: cannot start a volume job: {e}");
+            error!("flint serve: cannot start a volume job: {e}");
         }
     }
 
@@ -75,7 +76,7 @@ impl Supervisor {
             let state = match &outcome {
                 Ok(()) => VolumeState::Available,
                 Err(e) => {
-                    eprintln!("flint serve: volume {id}: {e}");
+                    error!(volume_id = %id, "flint serve: volume {id}: {e}");
                     VolumeState::Error
                 }
             };
@@ -83,7 +84,7 @@ impl Supervisor {
                 .store()
                 .write(|t| t.transition_volume(&id, &[VolumeState::Creating], state));
             if let Err(e) = moved {
-                eprintln!("flint serve: volume {id}: {e}");
+                error!(volume_id = %id, "flint serve: volume {id}: {e}");
             }
         });
     }
@@ -117,19 +118,19 @@ impl Supervisor {
                 Ok(Some(v)) => v.path,
                 Ok(None) => return,
                 Err(e) => {
-                    eprintln!("flint serve: volume {id}: {e}");
+                    error!(volume_id = %id, "flint serve: volume {id}: {e}");
                     return;
                 }
             };
             if let Err(e) = volume::delete(Path::new(&path)) {
-                eprintln!("flint serve: volume {id}: {e}");
+                error!(volume_id = %id, "flint serve: volume {id}: {e}");
                 return;
             }
             let moved = sup.store().write(|t| {
                 t.transition_volume(&id, &[VolumeState::Deleting], VolumeState::Deleted)
             });
             if let Err(e) = moved {
-                eprintln!("flint serve: volume {id}: {e}");
+                error!(volume_id = %id, "flint serve: volume {id}: {e}");
             }
         });
     }
@@ -143,7 +144,7 @@ impl Supervisor {
             let (state, message) = match &outcome {
                 Ok(()) => (SnapshotState::Completed, None),
                 Err(e) => {
-                    eprintln!("flint serve: snapshot {id}: {e}");
+                    error!(snapshot_id = %id, "flint serve: snapshot {id}: {e}");
                     (SnapshotState::Error, Some(e.to_string()))
                 }
             };
@@ -151,7 +152,7 @@ impl Supervisor {
                 .store()
                 .write(|t| t.finish_snapshot(&id, state, message.as_deref()));
             if let Err(e) = done {
-                eprintln!("flint serve: snapshot {id}: {e}");
+                error!(snapshot_id = %id, "flint serve: snapshot {id}: {e}");
             }
         });
     }
@@ -185,7 +186,9 @@ impl Supervisor {
         let method =
             volume::clone_with_progress(source, Path::new(&snapshot.path), 0, &mut report)?;
         if method == volume::CloneMethod::SparseCopy {
-            eprintln!(
+            warn!(
+                snapshot_id = %id,
+                volume_id = %v.id,
                 "flint serve: snapshot {id}: no reflink on this filesystem, sparse copy of {}",
                 v.path
             );
@@ -202,7 +205,7 @@ impl Supervisor {
                 Ok(None) => (ModificationState::Completed, None),
                 Ok(Some(note)) => (ModificationState::Completed, Some(note)),
                 Err(e) => {
-                    eprintln!("flint serve: volume {id}: modification failed: {e}");
+                    error!(volume_id = %id, "flint serve: volume {id}: modification failed: {e}");
                     (ModificationState::Failed, Some(e.to_string()))
                 }
             };
@@ -210,7 +213,7 @@ impl Supervisor {
                 .store()
                 .write(|t| t.set_modification_state(seq, state, message.as_deref()));
             if let Err(e) = done {
-                eprintln!("flint serve: volume {id}: {e}");
+                error!(volume_id = %id, "flint serve: volume {id}: {e}");
             }
         });
     }
@@ -249,7 +252,7 @@ impl Supervisor {
     pub fn purge_deleted_volumes(&self) {
         let before = now_ms() - DELETED_VOLUME_RETENTION_MS;
         if let Err(e) = self.store().write(|t| t.purge_deleted_volumes(before)) {
-            eprintln!("flint serve: purging deleted volumes: {e}");
+            warn!("flint serve: purging deleted volumes: {e}");
         }
     }
 
@@ -319,7 +322,9 @@ impl Supervisor {
                         self.push_block_devices(instance);
                     }
                     Err(refused) => {
-                        eprintln!(
+                        warn!(
+                            volume_id = %v.id,
+                            instance_id = %instance,
                             "flint serve: volume {}: the VM refused it (status {}): detached",
                             v.id, refused.status
                         );
@@ -341,7 +346,9 @@ impl Supervisor {
             Ok(())
         })();
         if let Err(e) = result {
-            eprintln!(
+            error!(
+                volume_id = %v.id,
+                instance_id = %instance,
                 "flint serve: volume {}: recovering its attachment: {e}",
                 v.id
             );

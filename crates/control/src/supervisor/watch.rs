@@ -5,6 +5,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::{error, warn};
 
 use super::outcome::Exit;
 use super::process;
@@ -156,7 +157,7 @@ pub(super) fn on_exit(sup: &Arc<Supervisor>, id: &str, generation: u64, exit: Ex
     slot.process = None;
     let words = process::last_words(&sup.layout().vmm_log(id));
     if let Err(e) = settle(sup, id, &exit, words.as_deref()) {
-        eprintln!("flint serve: instance {id}: after the VM process ended: {e}");
+        error!(instance_id = %id, "flint serve: instance {id}: after the VM process ended: {e}");
     }
 }
 
@@ -217,7 +218,7 @@ pub(super) fn poll_running(sup: &Arc<Supervisor>, id: &str, generation: u64) {
                     });
                     match moved {
                         Ok(_) | Err(StoreError::IncorrectInstanceState { .. }) => return,
-                        Err(e) => eprintln!("flint serve: instance {id}: {e}"),
+                        Err(e) => error!(instance_id = %id, "flint serve: instance {id}: {e}"),
                     }
                 }
                 std::thread::sleep(RUNNING_POLL);
@@ -280,11 +281,11 @@ fn escalate(sup: &Arc<Supervisor>, id: &str, live: &Live, timeout: Duration) {
     if !wait(timeout) {
         return;
     }
-    eprintln!("flint serve: instance {id}: no shutdown within {timeout:?}: hard stop");
+    warn!(instance_id = %id, "flint serve: instance {id}: no shutdown within {timeout:?}: hard stop");
     let _ = vmm_client::action(&sup.layout().socket(id), VmAction::Stop);
     if !wait(sup.cfg.kill_grace) {
         return;
     }
-    eprintln!("flint serve: instance {id}: the VMM ignores a hard stop: SIGKILL");
+    warn!(instance_id = %id, "flint serve: instance {id}: the VMM ignores a hard stop: SIGKILL");
     process::signal_if_same(live.pid, live.ticks, libc::SIGKILL);
 }

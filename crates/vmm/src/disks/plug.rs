@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tracing::warn;
 
 use event_manager::{EventManager, SubscriberId, SubscriberOps};
 
@@ -102,7 +103,7 @@ impl DiskDevices {
                 // A disk of the config must be there; one attached later
                 // whose file went away is detached, not fatal to the VM.
                 Err(e) if entry.hotplugged => {
-                    eprintln!("flint vmm: {e}: detached");
+                    warn!(volume_id = %entry.id(), "flint vmm: {e}: detached");
                     disks.table.lock().retain(|d| d.id() != entry.id());
                     continue;
                 }

@@ -14,6 +14,7 @@ use crate::supervisor::outcome;
 use crate::supervisor::vm_config::ROOT_DEVICE;
 use InstanceState::*;
 use ec2_wire::error::Ec2Error;
+use tracing::warn;
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -186,7 +187,7 @@ fn reboot_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     call.check_dry_run()?;
     for r in &records {
         if let Err(e) = sup.reboot(&r.id) {
-            eprintln!("flint serve: instance {}: reboot: {e}", r.id);
+            warn!(instance_id = %r.id, "flint serve: instance {}: reboot: {e}", r.id);
         }
     }
     call.reply(|x| {

@@ -12,6 +12,7 @@ use crate::supervisor::{types, vm_config};
 use ec2_wire::clock;
 use ec2_wire::error::Ec2Error;
 use flint_contract::metadata::MetadataUpdate;
+use tracing::warn;
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -96,7 +97,7 @@ fn modify_metadata_options(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     };
     if let Err(e) = sup.push_metadata(&id, &update) {
         // Stored; a VM that cannot take it now gets it at its next start.
-        eprintln!("flint serve: instance {id}: metadata options not pushed: {e}");
+        warn!(instance_id = %id, "flint serve: instance {id}: metadata options not pushed: {e}");
     }
     call.reply(|x| {
         x.text("instanceId", &id);

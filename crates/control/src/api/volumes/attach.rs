@@ -21,6 +21,7 @@ use crate::supervisor::vm_config::{ROOT_DEVICE, device_slot};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::ResourceKind;
 use flint_contract::config::MAX_DISKS;
+use tracing::error;
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -229,7 +230,7 @@ fn hot_plug(call: &Call<'_>, sup: &Supervisor, v: &VolumeRecord) -> Result<(), E
     };
     let mut store = call.ctx.store()?;
     if let Err(e) = store.write(|t| t.detach_volume(&v.id)) {
-        eprintln!("flint serve: volume {}: undoing a failed attach: {e}", v.id);
+        error!(volume_id = %v.id, "flint serve: volume {}: undoing a failed attach: {e}", v.id);
     }
     Err(error)
 }

@@ -13,6 +13,7 @@
 //! `deleted` (describable for a few minutes, then gone).
 
 use std::sync::Arc;
+use tracing::warn;
 
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{one_id, render, supervisor};
@@ -145,7 +146,7 @@ fn eject(sup: &Arc<Supervisor>, instance_id: &str, v: &VolumeRecord, force: bool
         Err(e) => {
             // Still detaching: the watcher finds out when the VMM answers
             // (or the VM ends, which finishes the detach too).
-            eprintln!("flint serve: volume {}: eject: {e}", v.id);
+            warn!(volume_id = %v.id, instance_id = %instance_id, "flint serve: volume {}: eject: {e}", v.id);
             sup.watch_eject(instance_id, &v.id);
             "detaching"
         }

@@ -16,6 +16,7 @@ use crate::store::now_ms;
 use crate::store::snapshots::{SnapshotRecord, SnapshotState};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
+use tracing::warn;
 
 const MAX_DESCRIPTION: usize = 255;
 
@@ -218,7 +219,7 @@ fn delete_snapshot(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     if let Err(e) = std::fs::remove_file(&path)
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        eprintln!("flint serve: snapshot {snapshot_id}: removing {path}: {e}");
+        warn!(snapshot_id = %snapshot_id, "flint serve: snapshot {snapshot_id}: removing {path}: {e}");
     }
     call.reply(|x| {
         x.bool("return", true);

@@ -20,6 +20,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tracing::error;
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use thiserror::Error;
@@ -235,7 +236,7 @@ impl Block {
         for (i, h) in self.handlers.iter().enumerate() {
             let Some(fd) = h.notify_watch() else { continue };
             if let Err(e) = ops.add(Events::with_data(fd, notify_event(i), EventSet::IN)) {
-                eprintln!(
+                error!(
                     "virtio-blk {}: cannot watch queue {i}: {e}",
                     self.path.display()
                 );
@@ -431,7 +432,7 @@ impl MutEventSubscriber for Block {
             ok &= ops.add(timer).is_ok();
         }
         if !ok {
-            eprintln!(
+            error!(
                 "virtio-blk {}: cannot register with the event loop",
                 self.path.display()
             );

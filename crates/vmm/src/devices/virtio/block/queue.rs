@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use tracing::{error, warn};
 
 use thiserror::Error;
 use virtio_bindings::virtio_blk::VIRTIO_BLK_S_OK;
@@ -239,7 +240,7 @@ impl QueueHandler {
     fn check(&mut self, result: Result<(), QueueError>) {
         if let Err(e) = result {
             self.broken = true;
-            eprintln!("virtio-blk: queue {}: {e}; device needs reset", self.index);
+            error!("virtio-blk: queue {}: {e}; device needs reset", self.index);
             if let Some(aq) = &self.active {
                 // Lets the transport raise DEVICE_NEEDS_RESET.
                 let _ = aq.interrupt.notify_config();
@@ -391,7 +392,7 @@ impl QueueHandler {
         if aq.queue.needs_notification(&aq.mem)?
             && let Err(e) = aq.interrupt.notify_queue(self.index)
         {
-            eprintln!("virtio-blk: queue {}: interrupt failed: {e}", self.index);
+            warn!("virtio-blk: queue {}: interrupt failed: {e}", self.index);
         }
         Ok(())
     }

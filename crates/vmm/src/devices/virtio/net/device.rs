@@ -15,6 +15,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tracing::error;
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use thiserror::Error;
@@ -404,7 +405,7 @@ impl Net {
     fn check(&mut self, result: Result<(), virtio_queue::Error>) {
         if let Err(e) = result {
             self.broken = true;
-            eprintln!("virtio-net: {e}; device needs reset");
+            error!("virtio-net: {e}; device needs reset");
             if let Some(aq) = &self.active {
                 let _ = aq.interrupt.notify_config();
             }
@@ -562,7 +563,7 @@ impl MutEventSubscriber for Net {
                 {
                     for (fd, data) in aq.watch.iter().zip([EVENT_RX, EVENT_TX]) {
                         if let Err(e) = ops.add(Events::with_data(fd, data, EventSet::IN)) {
-                            eprintln!("virtio-net: cannot watch a queue: {e}");
+                            error!("virtio-net: cannot watch a queue: {e}");
                             self.broken = true;
                         }
                     }
@@ -611,7 +612,7 @@ impl MutEventSubscriber for Net {
         ];
         for (fd, data, set) in fds {
             if let Err(e) = ops.add(Events::with_data_raw(fd, data, set)) {
-                eprintln!("virtio-net: cannot watch fd {fd}: {e}");
+                error!("virtio-net: cannot watch fd {fd}: {e}");
                 self.broken = true;
             }
         }
