@@ -213,6 +213,10 @@ fn child_scenario() {
         let volume = crate::devices::virtio::block::Volume::new("vol-seccomp", Some(gp2()));
         let _ = API_VOLUME.set(volume.unwrap());
     }
+    if action == "log" {
+        // As `flint` does in main, before any thread starts.
+        install_log_subscriber();
+    }
     let worker = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
@@ -283,10 +287,57 @@ fn forbidden_or_allowed(action: &str, listener: Option<UnixListener>, dir: Optio
             unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
         }
         "loop_policy" => loop_policy_switches(),
+        "log" => log_events(),
         "serve" => serve_one(listener.unwrap()),
         "boot" => boot_path(dir.unwrap()),
         "hotplug" => crate::disks::tests::hotplug_cycle(dir.unwrap()),
         other => panic!("unknown action {other}"),
+    }
+}
+
+/// The subscriber `flint` installs for `--log-format json` (a superset of
+/// the human format's work: it also reads the clock for a timestamp).
+fn install_log_subscriber() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .json()
+        .flatten_event(true)
+        .init();
+}
+
+/// Events logged under the filter: the first use of a call site registers
+/// it, the first event on a thread sets up its buffer.
+fn log_events() {
+    tracing::warn!(volume_id = "vol-seccomp", "flint vmm: logged under seccomp");
+    for i in 0..3 {
+        tracing::info!(i, "flint vmm: again");
+    }
+    tracing::debug!("filtered out at info");
+    println!("log done");
+}
+
+#[test]
+fn every_filter_allows_logging() {
+    for kind in ["vmm", "vcpu", "api"] {
+        let output = run_child(&format!("{kind}:log"), None);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{kind}: {}",
+            describe(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("log done"), "{kind}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("logged under seccomp"))
+            .unwrap_or_else(|| panic!("{kind}: {}", describe(&output)));
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["level"], "WARN", "{line}");
+        assert_eq!(event["volume_id"], "vol-seccomp", "{line}");
+        assert!(event["timestamp"].is_string(), "{line}");
     }
 }
 
