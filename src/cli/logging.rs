@@ -119,3 +119,47 @@ impl Visit for Message<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{info, warn};
+
+    use super::Human;
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn human_lines_are_the_message_alone() {
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .event_format(Human)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let id = "i-0123";
+            warn!(instance_id = %id, "flint serve: instance {id}: launch failed: no disk");
+            info!("flint serve: stopped");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "flint serve: instance i-0123: launch failed: no disk\nflint serve: stopped\n"
+        );
+    }
+}
