@@ -125,6 +125,7 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "boto3-user-data-reaches-guest",
         // Issue 23: volumes attached at every phase detach.
         "phases-cover-boot",
+        "phase-firmware-before-kernel",
         "phases-guest-sees-every-volume",
         "phase-firmware-detach-completes",
         "phase-bootloader-detach-completes",

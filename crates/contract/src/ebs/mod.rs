@@ -178,6 +178,32 @@ pub enum LimitsError {
 }
 
 impl Limits {
+    /// Settings of `volume_type` at `size_gib`, with IOPS and throughput
+    /// when given (not yet validated: see [`Limits::validate`]).
+    pub fn of(
+        volume_type: VolumeType,
+        size_gib: u64,
+        iops: Option<u64>,
+        throughput_mibps: Option<u64>,
+    ) -> Limits {
+        Limits {
+            volume_type,
+            size_gib,
+            iops,
+            throughput_mibps,
+        }
+    }
+
+    /// A 100 GiB gp3 at its baseline (3,000 IOPS, 125 MiB/s).
+    pub fn gp3_baseline() -> Limits {
+        Limits::of(VolumeType::Gp3, 100, None, None)
+    }
+
+    /// A gp2 of `size_gib` (its IOPS follow from the size).
+    pub fn gp2(size_gib: u64) -> Limits {
+        Limits::of(VolumeType::Gp2, size_gib, None, None)
+    }
+
     /// A volume's limits from what its record holds: the provisioned IOPS
     /// and throughput where the type takes them (dropped elsewhere: gp2's
     /// IOPS follow from its size), the type's defaults where none is set.

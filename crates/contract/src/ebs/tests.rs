@@ -4,20 +4,15 @@
 use super::*;
 
 fn limits(t: VolumeType, size_gib: u64, iops: Option<u64>, mibps: Option<u64>) -> Limits {
-    Limits {
-        volume_type: t,
-        size_gib,
-        iops,
-        throughput_mibps: mibps,
-    }
+    Limits::of(t, size_gib, iops, mibps)
 }
 
 fn gp3() -> Limits {
-    limits(VolumeType::Gp3, 100, None, None)
+    Limits::gp3_baseline()
 }
 
 fn gp2(size: u64) -> Limits {
-    limits(VolumeType::Gp2, size, None, None)
+    Limits::gp2(size)
 }
 
 #[test]

@@ -327,6 +327,18 @@ mod tests {
         (PciHotplugPorts(Arc::new(hp)), sci, pm, mmio)
     }
 
+    /// A dummy device in `slot`, its BAR at 1 MiB; returns the bus.
+    fn plug_dummy(ports: &PciHotplugPorts, mmio: &Bus, slot: u8) -> Arc<Mutex<PciRoot>> {
+        let pci = ports.0.pci.clone();
+        let dev = Arc::new(Mutex::new(Dummy));
+        mmio.insert(dev.clone(), 0x10_0000, 0x1000).unwrap();
+        pci.lock()
+            .unwrap()
+            .add_device(slot, dev.clone(), Some(dev))
+            .unwrap();
+        pci
+    }
+
     #[test]
     fn insert_raises_the_gpe_and_pciu_clears_on_read() {
         let (mut ports, sci, pm, _) = setup(0b110);
@@ -349,13 +361,7 @@ mod tests {
     #[test]
     fn eject_request_stays_until_the_guest_ejects() {
         let (mut ports, _, _, mmio) = setup(0b100);
-        let pci = ports.0.pci.clone();
-        let dev = Arc::new(Mutex::new(Dummy));
-        mmio.insert(dev.clone(), 0x10_0000, 0x1000).unwrap();
-        pci.lock()
-            .unwrap()
-            .add_device(2, dev.clone(), Some(dev))
-            .unwrap();
+        let pci = plug_dummy(&ports, &mmio, 2);
         ports.0.request_eject(2).unwrap();
         assert_eq!(read32(&mut ports, PCID), 1 << 2);
         assert_eq!(read32(&mut ports, PCID), 1 << 2, "not cleared by reads");
@@ -374,13 +380,7 @@ mod tests {
     #[test]
     fn an_eject_the_host_did_not_ask_for_changes_nothing() {
         let (mut ports, _, _, mmio) = setup(0b1100);
-        let pci = ports.0.pci.clone();
-        let dev = Arc::new(Mutex::new(Dummy));
-        mmio.insert(dev.clone(), 0x10_0000, 0x1000).unwrap();
-        pci.lock()
-            .unwrap()
-            .add_device(2, dev.clone(), Some(dev))
-            .unwrap();
+        let pci = plug_dummy(&ports, &mmio, 2);
         // A guest that powers slot 2 off by itself (acpiphp's sysfs
         // "power" file runs _EJ0 too), and a late second notification.
         ports.write(B0EJ, &(1u32 << 2).to_le_bytes());

@@ -23,11 +23,11 @@ fn bench_throttle_per_request_cost() {
     use std::hint::black_box;
     const N: u64 = 5_000_000;
     let cases = [
-        ("gp3 (2 rate buckets)", gp3()),
-        ("gp2 100 GiB (+ I/O credits)", gp2(100)),
+        ("gp3 (2 rate buckets)", Limits::gp3_baseline()),
+        ("gp2 100 GiB (+ I/O credits)", Limits::gp2(100)),
         (
             "st1 1 TiB (+ throughput credits)",
-            limits(VolumeType::St1, 1_024, None, None),
+            Limits::of(VolumeType::St1, 1_024, None, None),
         ),
     ];
     let none: Option<Throttle> = black_box(None);

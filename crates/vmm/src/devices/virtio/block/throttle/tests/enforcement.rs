@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn gp3_holds_its_baseline_iops_and_throughput() {
-    let mut t = Throttle::new(gp3(), 0).unwrap();
+    let mut t = Throttle::new(Limits::gp3_baseline(), 0).unwrap();
     let mut now = 0;
     // 4 KiB: 3,000 IOPS, plus the window's 300 at the start.
     let n = drive(&mut t, &mut now, 4 * KIB, 10, 1);
@@ -24,7 +24,7 @@ fn large_ios_count_as_several_operations() {
     // io2 at 1,000 IOPS (250 MiB/s): a 1 MiB + 512 B I/O is 5 units, so
     // the IOPS bucket allows 200 of them a second, under the 249 the
     // throughput would.
-    let l = limits(VolumeType::Io2, 100, Some(1_000), None);
+    let l = Limits::of(VolumeType::Io2, 100, Some(1_000), None);
     let mut t = Throttle::new(l, 0).unwrap();
     let mut now = 0;
     drive(&mut t, &mut now, 4 * KIB, 1, 1); // empty the windows
@@ -49,7 +49,7 @@ fn large_ios_count_as_several_operations() {
 fn gp2_bursts_spends_credits_and_falls_to_baseline() {
     // 100 GiB: 300 IOPS baseline; the full bucket lasts
     // 5.4M / (3,000 - 300) = 2,000 s at 3,000 IOPS (AWS's table).
-    let mut t = Throttle::new(gp2(100), 0).unwrap();
+    let mut t = Throttle::new(Limits::gp2(100), 0).unwrap();
     let mut now = 0;
     assert_eq!(t.burst_balance(0), Some(100.0));
     let burst = drive(&mut t, &mut now, 4 * KIB, 1_000, 10);
@@ -65,7 +65,7 @@ fn gp2_bursts_spends_credits_and_falls_to_baseline() {
 
 #[test]
 fn gp2_credits_refill_at_the_baseline() {
-    let mut t = Throttle::new(gp2(100), 0).unwrap();
+    let mut t = Throttle::new(Limits::gp2(100), 0).unwrap();
     let mut now = 0;
     drive(&mut t, &mut now, 4 * KIB, 2_100, 100);
     assert!(t.credits(now).unwrap() < 1_000);
@@ -88,7 +88,7 @@ fn gp2_credits_refill_at_the_baseline() {
 #[test]
 fn st1_bursts_on_throughput_credits_and_small_ios_pay_a_whole_mib() {
     // 1 TiB st1: 250 MiB/s burst, 40 MiB/s baseline, 1 TiB of credits.
-    let mut t = Throttle::new(limits(VolumeType::St1, 1_024, None, None), 0).unwrap();
+    let mut t = Throttle::new(Limits::of(VolumeType::St1, 1_024, None, None), 0).unwrap();
     let mut now = 0;
     let n = drive(&mut t, &mut now, MIB, 100, 1);
     assert_near(n as f64, 25_000.0, 0.01);
@@ -106,10 +106,10 @@ fn st1_bursts_on_throughput_credits_and_small_ios_pay_a_whole_mib() {
 
 #[test]
 fn sc1_and_standard_limits() {
-    let mut t = Throttle::new(limits(VolumeType::Sc1, 1_024, None, None), 0).unwrap();
+    let mut t = Throttle::new(Limits::of(VolumeType::Sc1, 1_024, None, None), 0).unwrap();
     let mut now = 0;
     assert_near(drive(&mut t, &mut now, MIB, 50, 1) as f64, 4_000.0, 0.01);
-    let mut t = Throttle::new(limits(VolumeType::Standard, 100, None, None), 0).unwrap();
+    let mut t = Throttle::new(Limits::of(VolumeType::Standard, 100, None, None), 0).unwrap();
     let mut now = 0;
     // 200 IOPS while the 30,000 credits last (net 100/s: 300 s), then 100.
     assert_near(
@@ -127,7 +127,7 @@ fn sc1_and_standard_limits() {
 
 #[test]
 fn a_refusal_charges_nothing_and_its_wait_is_exact() {
-    let mut t = Throttle::new(gp2(100), 0).unwrap();
+    let mut t = Throttle::new(Limits::gp2(100), 0).unwrap();
     let cost = t.cost(4 * KIB);
     let mut now = 0;
     while t.admit(cost, now).is_ok() {}
@@ -147,7 +147,7 @@ fn a_refusal_charges_nothing_and_its_wait_is_exact() {
 #[test]
 fn a_request_larger_than_the_bucket_goes_when_full_then_is_paid_back() {
     // sc1 125 GiB: 9.77 MiB/s burst, so the 100 ms window holds < 1 MiB.
-    let mut t = Throttle::new(limits(VolumeType::Sc1, 125, None, None), 0).unwrap();
+    let mut t = Throttle::new(Limits::of(VolumeType::Sc1, 125, None, None), 0).unwrap();
     let big = t.cost(16 * MIB);
     assert_eq!(t.admit(big, 0), Ok(()));
     // In debt by 16 MiB less a window: the next I/O waits ~1.6 s.
@@ -162,16 +162,16 @@ fn a_request_larger_than_the_bucket_goes_when_full_then_is_paid_back() {
 
 #[test]
 fn limits_changed_live_keep_the_credit_balance() {
-    let mut t = Throttle::new(gp2(100), 0).unwrap();
+    let mut t = Throttle::new(Limits::gp2(100), 0).unwrap();
     let mut now = 0;
     drive(&mut t, &mut now, 4 * KIB, 1_000, 10);
     let before = t.credits(now).unwrap();
     // Grown to 500 GiB (1,500 IOPS baseline): same credits, new rate.
-    let mut bigger = Throttle::replacing(gp2(500), Some(&mut t), now).unwrap();
+    let mut bigger = Throttle::replacing(Limits::gp2(500), Some(&mut t), now).unwrap();
     assert_eq!(bigger.credits(now), Some(before));
     assert_eq!(bigger.performance().iops_credits.unwrap().refill, 1_500);
     // To gp3: no bucket, no BurstBalance, gp3's rate.
-    let mut g = Throttle::replacing(gp3(), Some(&mut bigger), now).unwrap();
+    let mut g = Throttle::replacing(Limits::gp3_baseline(), Some(&mut bigger), now).unwrap();
     assert_eq!(g.burst_balance(now), None);
     let mut now2 = now;
     drive(&mut g, &mut now2, 4 * KIB, 1, 1);
@@ -181,20 +181,20 @@ fn limits_changed_live_keep_the_credit_balance() {
         0.01,
     );
     // Back to gp2: nothing to carry, a new (full) bucket.
-    let mut back = Throttle::replacing(gp2(100), Some(&mut g), now2).unwrap();
+    let mut back = Throttle::replacing(Limits::gp2(100), Some(&mut g), now2).unwrap();
     assert_eq!(back.burst_balance(now2), Some(100.0));
     // Invalid new limits are refused and the old throttle is untouched.
-    let bad = limits(VolumeType::Io1, 100, None, None);
+    let bad = Limits::of(VolumeType::Io1, 100, None, None);
     assert_eq!(
         Throttle::replacing(bad, Some(&mut back), now2).unwrap_err(),
         LimitsError::IopsRequired(VolumeType::Io1)
     );
-    assert_eq!(back.limits(), gp2(100));
+    assert_eq!(back.limits(), Limits::gp2(100));
 }
 
 #[test]
 fn a_clock_that_goes_back_earns_nothing() {
-    let mut t = Throttle::new(gp3(), 10 * S).unwrap();
+    let mut t = Throttle::new(Limits::gp3_baseline(), 10 * S).unwrap();
     let cost = t.cost(4 * KIB);
     let mut n = 0;
     while t.admit(cost, 10 * S).is_ok() {

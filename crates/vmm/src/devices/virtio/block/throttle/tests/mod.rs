@@ -10,23 +10,6 @@ mod enforcement;
 
 const S: u64 = 1_000_000_000;
 
-fn limits(t: VolumeType, size_gib: u64, iops: Option<u64>, mibps: Option<u64>) -> Limits {
-    Limits {
-        volume_type: t,
-        size_gib,
-        iops,
-        throughput_mibps: mibps,
-    }
-}
-
-fn gp3() -> Limits {
-    limits(VolumeType::Gp3, 100, None, None)
-}
-
-fn gp2(size: u64) -> Limits {
-    limits(VolumeType::Gp2, size, None, None)
-}
-
 /// Sends `len`-byte requests back to back from `*now` for `secs` seconds
 /// (of simulated time); returns how many went. `batch` requests are
 /// charged together to keep long simulations fast.
@@ -60,7 +43,7 @@ fn assert_near(got: f64, want: f64, tolerance: f64) {
 
 #[test]
 fn io_units_are_256k_on_ssd_and_1m_on_hdd() {
-    let ssd = Throttle::new(gp3(), 0).unwrap();
+    let ssd = Throttle::new(Limits::gp3_baseline(), 0).unwrap();
     let c = |t: &Throttle, len| {
         let c = t.cost(len);
         (c.ops, c.bytes)
@@ -71,13 +54,13 @@ fn io_units_are_256k_on_ssd_and_1m_on_hdd() {
     assert_eq!(c(&ssd, 256 * KIB), (1, 256 * KIB));
     assert_eq!(c(&ssd, 256 * KIB + 512), (2, 256 * KIB + 512));
     assert_eq!(c(&ssd, MIB), (4, MIB));
-    let st1 = Throttle::new(limits(VolumeType::St1, 1_024, None, None), 0).unwrap();
+    let st1 = Throttle::new(Limits::of(VolumeType::St1, 1_024, None, None), 0).unwrap();
     // Every st1 I/O pays a whole MiB of throughput credit.
     assert_eq!(c(&st1, 4 * KIB), (1, MIB));
     assert_eq!(c(&st1, MIB), (1, MIB));
     assert_eq!(c(&st1, MIB + 512), (2, 2 * MIB));
     assert_eq!(c(&st1, 0), (1, 0));
-    let std = Throttle::new(limits(VolumeType::Standard, 10, None, None), 0).unwrap();
+    let std = Throttle::new(Limits::of(VolumeType::Standard, 10, None, None), 0).unwrap();
     assert_eq!(c(&std, 4 * KIB), (1, 4 * KIB));
     assert_eq!(c(&std, 2 * MIB), (2, 2 * MIB));
 }
@@ -90,7 +73,7 @@ fn the_contract_table_drives_the_throttle() {
     for t in VolumeType::ALL {
         let r = t.rules();
         let iops = r.iops.filter(|i| i.default.is_none()).map(|i| i.min);
-        let at = |size| Throttle::new(limits(t, size, iops, None), 0);
+        let at = |size| Throttle::new(Limits::of(t, size, iops, None), 0);
         assert!(at(r.min_size_gib).is_ok(), "{t}");
         assert!(at(r.max_size_gib).is_ok(), "{t}");
         assert!(at(r.min_size_gib - 1).is_err(), "{t}");
@@ -98,7 +81,7 @@ fn the_contract_table_drives_the_throttle() {
     }
     // gp3 at 16,000 IOPS and 1,000 MiB/s: enforced as such (after the
     // rate buckets' first window).
-    let fast = limits(VolumeType::Gp3, 100, Some(16_000), Some(1_000));
+    let fast = Limits::of(VolumeType::Gp3, 100, Some(16_000), Some(1_000));
     let mut t = Throttle::new(fast, 0).unwrap();
     let mut now = 0;
     drive(&mut t, &mut now, 4 * KIB, 1, 1);
@@ -108,8 +91,8 @@ fn the_contract_table_drives_the_throttle() {
     let ios = drive(&mut t, &mut now, 256 * KIB, 5, 1);
     assert_near((ios * 256 * KIB) as f64 / 5.0, (1_000 * MIB) as f64, 0.01);
     // 64 TiB gp3 at EC2's 2025 ceilings, and io2 Block Express.
-    let top = limits(VolumeType::Gp3, 65_536, Some(80_000), Some(2_000));
+    let top = Limits::of(VolumeType::Gp3, 65_536, Some(80_000), Some(2_000));
     assert_eq!(Throttle::new(top, 0).unwrap().performance().iops, 80_000);
-    let io2 = limits(VolumeType::Io2, 65_536, Some(256_000), None);
+    let io2 = Limits::of(VolumeType::Io2, 65_536, Some(256_000), None);
     assert_eq!(Throttle::new(io2, 0).unwrap().performance().iops, 256_000);
 }
