@@ -143,7 +143,8 @@ ip2=$(first privateIpAddress <"$FLINT_WORK/run2.xml")
 console=$data/instances/$id/console.log
 ( tail -f -n +1 "$console" 2>/dev/null | awk '{ print "[vm] " $0; fflush() }' ) &
 streamer=$!
-deadline=$(($(now_ms) + 900000))
+# 25 min: two guests share the emulated host's one guest CPU.
+deadline=$(($(now_ms) + 1500000))
 until grep -aq 'FLINT-SERVE user-data ran' "$console" 2>/dev/null || [ "$(now_ms)" -ge "$deadline" ]; do sleep 2; done
 grep -aq "FLINT-SERVE user-data ran on $hostname" "$console" && result user-data-console pass || result user-data-console fail
 ec2 GetConsoleOutput -d "InstanceId=$id" | first output | base64 -d 2>/dev/null | grep -aq 'FLINT-SERVE user-data ran' &&
