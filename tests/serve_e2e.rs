@@ -76,7 +76,10 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
             .env("FLINT_ENDPOINT", format!("http://127.0.0.1:{port}/"))
             .env("FLINT_IMAGE_ID", image_id)
             .env("FLINT_PYPI_AWS", support::venv().join("bin/aws"))
-            .env("FLINT_CLI_CHECKS", if ami == "debian-12" { "1" } else { "0" })
+            .env(
+                "FLINT_CLI_CHECKS",
+                if ami == "debian-12" { "1" } else { "0" },
+            )
             .output()
             .expect("run tests/serve_e2e/clients.py");
         let report = format!(
