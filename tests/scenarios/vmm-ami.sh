@@ -61,7 +61,12 @@ check_identity() {
     case $(report "$n" datasource_list) in \[Ec2,None\]|\[Ec2\]) result "$n-ds-identify-ec2" pass ;;
     *) result "$n-ds-identify-ec2" fail "list=$(report "$n" datasource_list) $(report "$n" ds_identify)" ;; esac
     case $(report "$n" acpi_tables) in *DSDT*FACP*) result "$n-acpi-tables" pass ;; *) result "$n-acpi-tables" fail "$(report "$n" acpi_tables)" ;; esac
-    [ -z "$(report "$n" failed_units)" ] && result "$n-no-failed-units" pass || result "$n-no-failed-units" fail "$(report "$n" failed_units)"
+    # These VMs have no NIC: Debian 13's systemd-networkd-wait-online then
+    # fails (no link comes up), as it would on any host without a network;
+    # serve_e2e boots Debian 13 with its NIC, DHCP and metadata. Any other
+    # failed unit fails the check.
+    failed=$(report "$n" failed_units | sed 's/systemd-networkd-wait-online\.service,//')
+    [ -z "$failed" ] && result "$n-no-failed-units" pass "$(report "$n" failed_units)" || result "$n-no-failed-units" fail "$failed"
 }
 
 # ---- ami1: reboot from inside, then poweroff from inside
