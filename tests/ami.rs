@@ -14,26 +14,32 @@ fn debian_12_boots_through_seabios_and_grub_with_the_ec2_identity() {
     boots_with_the_ec2_identity("debian-12-test", true);
 }
 
+// Debian 13 runs ami1 only (boot, identity, reboot, poweroff): the
+// non-bootable disks are the same for every image, and serve_e2e stops a
+// Debian 13 instance through the ACPI power button as ami2 would.
+
 #[test]
 fn debian_13_boots_through_seabios_and_grub_with_the_ec2_identity() {
-    // The disks that cannot boot are the same for every image: once is
-    // enough.
     boots_with_the_ec2_identity("debian-13-test", false);
 }
 
-fn boots_with_the_ec2_identity(recipe: &str, bad_disks: bool) {
+/// `all`: both VMs and the disks that cannot boot; else ami1 only.
+fn boots_with_the_ec2_identity(recipe: &str, all: bool) {
     let image = support::image_dir(recipe).join("disk.raw");
+    let flag = if all { "1" } else { "0" };
     let outcome = Scenario::new("vmm-ami")
         .disk("ami1", &image)
         .disk("ami2", &image)
-        .env("FLINT_AMI_BAD_DISKS", if bad_disks { "1" } else { "0" })
+        .env("FLINT_AMI_SECOND", flag)
+        .env("FLINT_AMI_BAD_DISKS", flag)
         .timeout(2700)
         .run();
     outcome.assert_pass();
     for stage in ["firmware", "grub", "kernel", "userspace", "login"] {
         outcome.assert_result(&format!("ami-{stage}"));
     }
-    for vm in ["ami1", "ami2"] {
+    let vms: &[&str] = if all { &["ami1", "ami2"] } else { &["ami1"] };
+    for vm in vms {
         for check in [
             "sys-vendor",
             "bios-vendor",
@@ -54,14 +60,18 @@ fn boots_with_the_ec2_identity(recipe: &str, bad_disks: bool) {
         "ami1-rebooted",
         "ami1-login-after-reboot",
         "ami1-poweroff-exit-0",
+    ] {
+        outcome.assert_result(name);
+    }
+    if !all {
+        return;
+    }
+    for name in [
         "ami2-api-shutdown-accepted",
         "ami2-graceful-shutdown",
         "ami2-clean-poweroff",
     ] {
         outcome.assert_result(name);
-    }
-    if !bad_disks {
-        return;
     }
     for name in [
         "blank-disk-exit-5",

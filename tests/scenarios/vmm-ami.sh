@@ -89,7 +89,10 @@ else
     stop_guest ami1
 fi
 
-# ---- ami2: graceful shutdown through the control socket
+# ---- ami2: graceful shutdown through the control socket (unless
+# FLINT_AMI_SECOND=0: serve_e2e stops that AMI through the same ACPI power
+# button with StopInstances)
+if [ "${FLINT_AMI_SECOND:-1}" = 1 ]; then
 start_guest ami2 "$FLINT_BIN" vmm --image "$two" --vcpus 2 --memory 768 --console stdio \
     --instance-id "$iid2" --instance-type m5.large --api-socket "$sock" --shutdown-timeout 300
 # 1200 s: two vCPUs share one emulated CPU (images/emuhost/init).
@@ -103,6 +106,8 @@ if wait_console ami2 'FLINT-AMI action=wait' 1200; then
 else
     result ami2-report fail
     stop_guest ami2
+fi
+
 fi
 
 # ---- disks that cannot boot: a clear message and a clean exit
