@@ -32,7 +32,7 @@ fn boots_with_the_ec2_identity(recipe: &str, all: bool) {
         .disk("ami2", &image)
         .env("FLINT_AMI_SECOND", flag)
         .env("FLINT_AMI_BAD_DISKS", flag)
-        .timeout(2700)
+        .timeout(3300)
         .run();
     outcome.assert_pass();
     for stage in ["firmware", "grub", "kernel", "userspace", "login"] {

@@ -72,7 +72,9 @@ check_identity() {
 # ---- ami1: reboot from inside, then poweroff from inside
 if wait_console ami1 'FLINT-AMI action=reboot' 600; then
     check_identity ami1 "$iid1" t3.micro 1
-    if wait_console ami1 'FLINT-AMI action=poweroff' 900; then
+    # 1500 s: Debian 13's second boot waits 2 min for networkd (no NIC here)
+    # and took over 900 s on a loaded machine.
+    if wait_console ami1 'FLINT-AMI action=poweroff' 1500; then
         result ami1-rebooted pass "ms=$WAITED_MS"
         check_identity ami1 "$iid1" t3.micro 1
         wait_exit ami1 300
