@@ -155,23 +155,7 @@ impl Netlink {
     where
         I: NetlinkSerializable + NetlinkDeserializable,
     {
-        let mut sent = [message(payload, flags | NLM_F_ACK)];
-        self.send(&mut sent)?;
-        let seq = sent[0].header.sequence_number;
-        let mut answers = Vec::new();
-        loop {
-            for reply in self.recv::<I>()? {
-                if reply.header.sequence_number != seq {
-                    continue;
-                }
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(inner) => answers.push(inner),
-                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(answers),
-                    _ => {}
-                }
-            }
-        }
+        self.exchange(message(payload, flags | NLM_F_ACK), true)
     }
 
     /// Dumps what `payload` asks for: every answer up to NLMSG_DONE.
@@ -179,7 +163,16 @@ impl Netlink {
     where
         I: NetlinkSerializable + NetlinkDeserializable,
     {
-        let mut sent = [message(payload, NLM_F_DUMP)];
+        self.exchange(message(payload, NLM_F_DUMP), false)
+    }
+
+    /// Sends one message and collects the kernel's answers to it until
+    /// NLMSG_DONE (or, with `ack_ends`, the ack), failing on an error.
+    fn exchange<I>(&mut self, msg: NetlinkMessage<I>, ack_ends: bool) -> io::Result<Vec<I>>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable,
+    {
+        let mut sent = [msg];
         self.send(&mut sent)?;
         let seq = sent[0].header.sequence_number;
         let mut answers = Vec::new();
@@ -191,6 +184,7 @@ impl Netlink {
                 match reply.payload {
                     NetlinkPayload::InnerMessage(inner) => answers.push(inner),
                     NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                    NetlinkPayload::Error(_) if ack_ends => return Ok(answers),
                     NetlinkPayload::Done(_) => return Ok(answers),
                     _ => {}
                 }
