@@ -14,11 +14,14 @@ fn debian_12_boots_through_seabios_and_grub_with_the_ec2_identity() {
     boots_with_the_ec2_identity("debian-12-test", true);
 }
 
-// Debian 13 runs ami1 only (boot, identity, reboot, poweroff): the
-// non-bootable disks are the same for every image, and serve_e2e stops a
-// Debian 13 instance through the ACPI power button as ami2 would.
+// Debian 13's boot, EC2 identity (SMBIOS, detect-virt, ds-identify),
+// reboot and ACPI shutdown are proven by serve_e2e on the same boots that
+// test the API: a NIC-less vmm-ami boot of Debian 13 takes over 12 minutes
+// in the emulated host (networkd waits for a link), too much for CI.
+// `cargo test --test ami -- --ignored` runs it.
 
 #[test]
+#[ignore = "12+ minutes in the emulated host; serve_e2e covers Debian 13's boot and identity"]
 fn debian_13_boots_through_seabios_and_grub_with_the_ec2_identity() {
     boots_with_the_ec2_identity("debian-13-test", false);
 }

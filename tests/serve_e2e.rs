@@ -12,13 +12,18 @@
 //!   aws CLI from PyPI and Debian's awscli 2.9.19 with --endpoint-url
 //!   (run / describe / get-console-output / terminate / wait);
 //! - inside the emulated host, with curl (it has no Python): RegisterImage
-//!   of the debian-12 AMI, ImportKeyPair, RunInstances with user data, the
-//!   console and GetConsoleOutput, SSH with the key, an EBS volume
-//!   hot-attached (mkfs, mount, write), detached, snapshotted, and a volume
-//!   from the snapshot attached with the same data, the first volume
-//!   read back on a second instance, data across
+//!   of the AMI, ImportKeyPair, RunInstances with user data, the console
+//!   and GetConsoleOutput, SSH with the key, EC2's identity as the guest
+//!   sees it (SMBIOS, systemd-detect-virt, cloud-init's platform), an EBS
+//!   volume hot-attached (mkfs, mount, write), detached, snapshotted, and a
+//!   volume from the snapshot attached with the same data, the first volume
+//!   read back on a second instance (debian-12 only), data across
 //!   stop/start, SIGKILL of flint serve and re-adoption, stop after
 //!   restart, terminate deleting the root volume and the TAP.
+//!
+//! Guests boot one at a time in each emulated host (the clients' instance
+//! first, then the scenario's): two nested guests sharing the host's one
+//! guest CPU take far longer than the two in turn.
 
 mod support;
 
@@ -30,7 +35,7 @@ use support::{Outcome, Scenario};
 /// The port the scenario's relay listens on inside the emulated host.
 const GUEST_PORT: u16 = 8774;
 /// Runs of the whole scenario when the emulated host's kernel dies.
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 2;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -48,8 +53,9 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
     let scenario = Scenario::new("serve")
         .disk("ami", &image)
         .env("FLINT_AMI_NAME", ami)
+        .env("FLINT_SERVE_SECOND", second_instance(ami))
         .forward(port, GUEST_PORT)
-        .timeout(4200);
+        .timeout(3600);
     let mut running = scenario.spawn(suffix);
     let deadline = Instant::now() + Duration::from_secs(1200);
     let image_id = loop {
@@ -91,6 +97,12 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
         (out.status.success(), report)
     });
     (running.finish(), clients)
+}
+
+/// The second instance (reading the volume the first one wrote) costs a
+/// guest boot and tests the daemon, not the AMI: on the default AMI only.
+fn second_instance(ami: &str) -> &'static str {
+    if ami == "debian-12" { "1" } else { "0" }
 }
 
 #[test]
@@ -178,10 +190,10 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "clients-left-nothing-running",
         "run-instances",
         "running",
-        "run-second-instance",
         "user-data-console",
         "get-console-output",
         "ssh-with-key",
+        "guest-sees-ec2-identity",
         "volume-created",
         "volume-attached",
         "volume-hot-attached-written",
@@ -191,9 +203,6 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "volume-from-snapshot",
         "snapshot-data-in-guest",
         "volume-force-detached",
-        "volume-attached-to-second-instance",
-        "volume-read-on-second-instance",
-        "volume-detached-from-second-instance",
         "volume-deleted",
         "stop",
         "stopped",
@@ -207,10 +216,20 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "stop-after-restart",
         "terminate",
         "terminated",
-        "second-instance-terminated",
         "root-volume-deleted",
         "tap-removed",
     ] {
         outcome.assert_result(name);
+    }
+    if second_instance(ami) == "1" {
+        for name in [
+            "run-second-instance",
+            "volume-attached-to-second-instance",
+            "volume-read-on-second-instance",
+            "volume-detached-from-second-instance",
+            "second-instance-terminated",
+        ] {
+            outcome.assert_result(name);
+        }
     }
 }

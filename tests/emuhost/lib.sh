@@ -21,11 +21,12 @@ mkdir -p "$FLINT_WORK"
 
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
-# result NAME pass|fail [key=value...]
+# result NAME pass|fail [key=value...]: with the emulated host's uptime
+# (t=, seconds), so that a log shows where a scenario's time goes.
 result() {
     local name=$1 status=$2
     shift 2
-    echo "FLINT-RESULT name=$name status=$status $*"
+    echo "FLINT-RESULT name=$name status=$status $* t=$(cut -d. -f1 /proc/uptime)"
     echo "$status $name" >>"$FLINT_WORK/.results"
     [ "$status" = pass ]
 }
