@@ -46,6 +46,8 @@ impl Daemon {
         let data = dir.join("data");
         let child = Command::new(env!("CARGO_BIN_EXE_flint"))
             .arg("serve")
+            // No VMs here, and no cgroup v2 needed.
+            .arg("--no-jail")
             .arg("--data-dir")
             .arg(&data)
             .arg("--socket")

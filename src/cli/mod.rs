@@ -75,7 +75,7 @@ pub fn run() -> ExitCode {
             None => ExitCode::from(client::EXIT_USAGE),
         },
         Command::Vmm(args) => match args.to_config() {
-            Ok(config) => lifecycle::run(config),
+            Ok(config) => lifecycle::run(config, args.jail_request()),
             Err(e) => {
                 error!("flint vmm: {e}");
                 ExitCode::from(flint_contract::exit::EXIT_CONFIG)

@@ -47,7 +47,7 @@ class Daemon:
              "--socket", os.path.join(self.data_dir, "flint.sock"),
              "--listen", f"127.0.0.1:{self.port}", "--bridge", "none",
              "--subnet", "172.31.0.0/20",
-             "--vmm-command", f"{sys.executable} {STANDIN}",
+             "--vmm-command", f"{sys.executable} {STANDIN}", "--no-jail",
              "--stop-timeout", "5", "--terminate-timeout", "3"],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.time() + 30

@@ -17,6 +17,7 @@ pub mod firmware;
 pub mod imds;
 pub mod instance;
 pub mod irq;
+pub mod jail;
 pub mod kvm_check;
 pub mod layout;
 pub mod lifecycle;

@@ -13,6 +13,7 @@ use crate::devices::virtio::net::tap::Tap;
 use crate::disks::DiskTable;
 use crate::imds::Imds;
 use crate::instance::{self, Controls, Outcome};
+use crate::jail::{self, JailRequest};
 use crate::runtime::TermSignals;
 use crate::seccomp::{self, ThreadKind};
 use crate::vcpu;
@@ -21,6 +22,8 @@ use flint_contract::exit::{
     EXIT_CONFIG, EXIT_FAILURE, EXIT_HARD_STOP, EXIT_NO_OS, EXIT_POWEROFF, EXIT_REBOOT,
 };
 use flint_contract::socket::{VmState, VmStatus};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
 
 /// Firmware boots that reset before an OS started, in a row, before giving
 /// up: one may be a bootloader's own reboot, two is SeaBIOS retrying a disk
@@ -32,9 +35,26 @@ fn fail(code: u8, reason: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-pub fn run(config: VmConfig) -> ExitCode {
+pub fn run(mut config: VmConfig, jail: Option<JailRequest>) -> ExitCode {
     if let Err(e) = config.validate() {
         return fail(EXIT_CONFIG, &e.to_string());
+    }
+    // Jailed: the TAPs, the control socket and /dev/kvm are opened first,
+    // as root in the host's namespaces; then the jail; then the rest, as
+    // without a jail.
+    let mut early_taps = None;
+    let mut early_listener = None;
+    if let Some(request) = &jail {
+        match enter_jail(&mut config, request) {
+            Ok((taps, listener)) => {
+                early_taps = Some(taps);
+                early_listener = listener;
+            }
+            Err(e) => return fail(EXIT_CONFIG, &format!("jail: {e}")),
+        }
+        if request.selftest {
+            crate::jail::selftest::run(&request.deny);
+        }
     }
     let term = match TermSignals::install() {
         Ok(t) => t,
@@ -66,7 +86,11 @@ pub fn run(config: VmConfig) -> ExitCode {
                 Err(e) => return fail(EXIT_CONFIG, &format!("cannot create an eventfd: {e}")),
             };
             shared.set_disks(disks.clone());
-            if let Err(e) = api::start(path, shared.clone(), config.seccomp) {
+            let started = match early_listener.take() {
+                Some(listener) => api::serve_on(listener, shared.clone(), config.seccomp),
+                None => api::start(path, shared.clone(), config.seccomp),
+            };
+            if let Err(e) = started {
                 return fail(EXIT_CONFIG, &e.to_string());
             }
             Some(shared)
@@ -76,7 +100,7 @@ pub fn run(config: VmConfig) -> ExitCode {
     // TAPs and the metadata service live as long as the process (across
     // guest reboots); TAPs are opened before the seccomp filter forbids
     // sockets (setting a TAP's link up needs one).
-    let taps = match open_taps(&config) {
+    let taps = match early_taps.map_or_else(|| open_taps(&config), Ok) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
@@ -104,6 +128,34 @@ pub fn run(config: VmConfig) -> ExitCode {
         let _ = std::fs::remove_file(path);
     }
     code
+}
+
+/// Opens what the jail cannot reach (TAPs, the control socket, /dev/kvm)
+/// and enters the jail with them. Returns in the jailed VMM.
+fn enter_jail(
+    config: &mut VmConfig,
+    request: &JailRequest,
+) -> Result<(Vec<Arc<Tap>>, Option<UnixListener>), String> {
+    let binds = jail::setup::prepare(config, request).map_err(|e| e.to_string())?;
+    if let Some(path) = jail::setup::unreachable_file(&binds, request.uid, request.gid) {
+        return Err(format!(
+            "{} is not accessible to the jail uid {} (chown it)",
+            path.display(),
+            request.uid
+        ));
+    }
+    let taps = open_taps(config)?;
+    let listener = match &config.api_socket {
+        Some(path) => Some(api::bind(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let kvm = jail::open_kvm().map_err(|e| e.to_string())?;
+    let mut keep: Vec<RawFd> = taps.iter().map(|t| t.as_raw_fd()).collect();
+    keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+    keep.push(kvm);
+    let spec = jail::setup::spec(config, request, binds, keep);
+    jail::enter(&spec).map_err(|e| e.to_string())?;
+    Ok((taps, listener))
 }
 
 fn open_taps(config: &VmConfig) -> Result<Vec<Arc<Tap>>, String> {

@@ -69,9 +69,24 @@ fn create_vm_retrying(kvm: &Kvm) -> Result<VmFd, VmError> {
     }
 }
 
+/// /dev/kvm: a duplicate of the descriptor opened before the jail (a
+/// jailed VMM has no device nodes), else opened now.
+fn open_kvm() -> Result<Kvm, VmError> {
+    let Some(fd) = crate::jail::kvm_fd() else {
+        return Kvm::new().map_err(VmError::OpenKvm);
+    };
+    let dup = fd
+        .try_clone()
+        .map_err(|e| VmError::OpenKvm(kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(0))))?;
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: `dup` is a fresh descriptor of /dev/kvm that we own; Kvm
+    // takes it over.
+    Ok(unsafe { Kvm::from_raw_fd(dup.into_raw_fd()) })
+}
+
 impl Vm {
     pub fn new(mem: &GuestMemoryMmap) -> Result<Self, VmError> {
-        let kvm = Kvm::new().map_err(VmError::OpenKvm)?;
+        let kvm = open_kvm()?;
         let fd = create_vm_retrying(&kvm)?;
         fd.set_identity_map_address(KVM_IDENTITY_MAP_START)
             .map_err(kvm_err("set the identity map address"))?;

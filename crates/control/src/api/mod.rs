@@ -102,6 +102,8 @@ pub struct Config {
     pub terminate_timeout_s: u64,
     /// The VMM program (`--vmm-command`); None: this binary's `vmm`.
     pub vmm_command: Option<Vec<String>>,
+    /// Jail the VMMs (`flint serve` does unless `--no-jail`).
+    pub jail: Option<crate::supervisor::jail::JailSettings>,
 }
 
 impl Default for Config {
@@ -117,6 +119,7 @@ impl Default for Config {
             stop_timeout_s: 300,
             terminate_timeout_s: 30,
             vmm_command: None,
+            jail: None,
         }
     }
 }

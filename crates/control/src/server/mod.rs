@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// (default: this binary's `vmm`); tests put a stand-in here.
     #[arg(long, value_name = "COMMAND")]
     pub vmm_command: Option<String>,
+    /// Run the VMMs unjailed: as root, in the host's namespaces, without
+    /// a cgroup (hosts without cgroup v2, debugging).
+    #[arg(long)]
+    pub no_jail: bool,
+    /// The uids (= gids) of jailed VMMs, one per running instance.
+    #[arg(long, value_name = "FIRST-LAST", default_value = "900000-965535",
+          value_parser = crate::supervisor::jail::parse_uids)]
+    pub jail_uids: (u32, u32),
 }
 
 #[derive(Debug, Error)]
@@ -166,6 +174,10 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_string).collect())
             .filter(|c: &Vec<String>| !c.is_empty()),
+        jail: (!args.no_jail).then(|| crate::supervisor::jail::JailSettings {
+            uids: args.jail_uids,
+            ..Default::default()
+        }),
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

@@ -74,6 +74,9 @@ impl Supervisor {
         v: &VolumeRecord,
     ) -> Result<Result<(), Refused>, SupervisorError> {
         let socket = self.layout().socket(instance_id);
+        if self.config().jail.is_some() {
+            super::jail::admit(self.config(), instance_id, std::path::Path::new(&v.path))?;
+        }
         let request = attach_request(v, self.config().direct_io)?;
         let (status, reply) = vmm_client::send(&socket, "PUT", socket::DISKS, &request)?;
         Ok(match status {
@@ -196,7 +199,13 @@ impl Supervisor {
             _ => Ok(false),
         });
         match done {
-            Ok(true) => self.push_block_devices(instance_id),
+            Ok(true) => {
+                if self.config().jail.is_some() {
+                    let path = self.layout().volume(volume_id);
+                    super::jail::dismiss(self.config(), instance_id, &path);
+                }
+                self.push_block_devices(instance_id)
+            }
             Ok(false) => {}
             Err(e) => {
                 error!(volume_id = %volume_id, instance_id = %instance_id, "flint serve: volume {volume_id}: finishing the detach: {e}")

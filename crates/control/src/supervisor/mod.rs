@@ -20,6 +20,7 @@
 
 mod adopt;
 pub mod disks;
+pub mod jail;
 pub mod layout;
 pub mod limits;
 pub mod network;
@@ -78,6 +79,8 @@ pub enum SupervisorError {
     NotRunning(String),
     #[error("VM config: {0}")]
     Config(String),
+    #[error("jail: {0}")]
+    Jail(String),
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +110,9 @@ pub struct SupervisorConfig {
     /// waiting long for the guest buys little).
     pub terminate_timeout: Duration,
     pub kill_grace: Duration,
+    /// Jail every VMM (uid, namespaces, cgroup; see jail.rs). None: VMMs
+    /// run as the daemon's user (`flint serve --no-jail`, stand-in VMMs).
+    pub jail: Option<jail::JailSettings>,
 }
 
 impl SupervisorConfig {
@@ -132,6 +138,7 @@ impl SupervisorConfig {
             stop_timeout: Duration::from_secs(300),
             terminate_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(10),
+            jail: None,
         }
     }
 
@@ -190,6 +197,9 @@ impl Supervisor {
                 path: dir.clone(),
                 source,
             })?;
+        }
+        if let Some(settings) = &cfg.jail {
+            jail::check_host(settings)?;
         }
         if let Some(bridge) = &cfg.bridge {
             network::ensure_bridge(bridge, &cfg.gateway_cidr())?;

@@ -13,10 +13,15 @@ use std::time::Duration;
 use super::SupervisorError;
 use super::layout::START_MARKER;
 
-/// Starts `command... --config CONFIG` in a session of its own, so that
+/// Starts `command... EXTRA... --config CONFIG` in a session of its own, so that
 /// neither the daemon's death nor a signal to its process group reaches
 /// the VM; stdin is /dev/null, stdout and stderr append to `log`.
-pub fn spawn(command: &[String], config: &Path, log: &Path) -> Result<Child, SupervisorError> {
+pub fn spawn(
+    command: &[String],
+    extra: &[String],
+    config: &Path,
+    log: &Path,
+) -> Result<Child, SupervisorError> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| SupervisorError::Spawn("the VMM command is empty".into()))?;
@@ -33,6 +38,7 @@ pub fn spawn(command: &[String], config: &Path, log: &Path) -> Result<Child, Sup
     let err = out.try_clone().map_err(io)?;
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .args(extra)
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())

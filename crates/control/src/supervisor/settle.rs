@@ -31,6 +31,9 @@ pub(super) fn fail_launch(
     if sup.cfg.bridge.is_some() {
         let _ = network::delete_tap(&network::tap_name(id));
     }
+    if let Some(settings) = &sup.cfg.jail {
+        super::jail::release(&sup.cfg, settings, id);
+    }
     let changed = sup.store().write(|t| {
         let state = t.instance(id)?.state;
         // A terminate that came in meanwhile wins.
@@ -124,6 +127,9 @@ pub(super) fn settle(
         network::delete_tap(&network::tap_name(id))?;
     }
     let _ = std::fs::remove_file(sup.layout().socket(id));
+    if let Some(settings) = &sup.cfg.jail {
+        super::jail::release(&sup.cfg, settings, id);
+    }
     delete_files(&files);
     Ok(())
 }

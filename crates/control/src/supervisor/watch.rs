@@ -11,11 +11,12 @@ use super::outcome::Exit;
 use super::process;
 use super::settle::{fail_launch, settle};
 use super::vm_config::{self, LaunchSpec};
-use super::{Live, Slot, Supervisor, SupervisorError, network, vmm_client, volume};
+use super::{Live, Slot, Supervisor, SupervisorError, jail, network, vmm_client, volume};
 use crate::store::instances::InstanceState;
 use crate::store::processes::VmmProcess;
 use crate::store::{StoreError, Tx};
 use flint_contract::socket::{VmAction, VmState};
+use std::path::PathBuf;
 
 /// How often a starting VM's control socket is asked whether it runs.
 const RUNNING_POLL: Duration = Duration::from_millis(100);
@@ -113,7 +114,29 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
     }
     let socket = layout.socket(id);
     let _ = std::fs::remove_file(&socket);
-    let child = process::spawn(&cfg.vmm_command, &config_path, &layout.vmm_log(id))?;
+    let jail_args = match &cfg.jail {
+        Some(settings) => {
+            let mut files: Vec<_> = volumes.iter().map(|v| PathBuf::from(&v.path)).collect();
+            files.push(layout.console(id));
+            jail::prepare(cfg, settings, id, vm.vcpus, vm.memory_mib, &files)?.args()
+        }
+        None => Vec::new(),
+    };
+    let spawned = process::spawn(
+        &cfg.vmm_command,
+        &jail_args,
+        &config_path,
+        &layout.vmm_log(id),
+    );
+    let child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(settings) = &cfg.jail {
+                jail::release(cfg, settings, id);
+            }
+            return Err(e);
+        }
+    };
     let pid = i32::try_from(child.id()).unwrap_or(0);
     let ticks = process::start_ticks(pid).unwrap_or(0);
     let recorded = VmmProcess {

@@ -177,6 +177,12 @@ pub fn start(
     shared: Arc<ApiShared>,
     seccomp: bool,
 ) -> Result<std::thread::JoinHandle<()>, ApiError> {
+    serve_on(bind(path)?, shared, seccomp)
+}
+
+/// Binds the socket (replacing a stale one), mode 0600. A jailed VMM
+/// binds it before the jail: the socket's directory is not inside.
+pub fn bind(path: &Path) -> Result<UnixListener, ApiError> {
     let bind_err = |source| ApiError::Bind {
         path: path.to_path_buf(),
         source,
@@ -189,6 +195,16 @@ pub fn start(
     }
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Serves a bound control socket on a thread of its own (with the API
+/// thread's seccomp filter).
+pub fn serve_on(
+    listener: UnixListener,
+    shared: Arc<ApiShared>,
+    seccomp: bool,
+) -> Result<std::thread::JoinHandle<()>, ApiError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("api".into())

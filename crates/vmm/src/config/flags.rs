@@ -80,6 +80,28 @@ pub struct VmmArgs {
     /// Do not install seccomp filters (debugging only).
     #[arg(long)]
     pub no_seccomp: bool,
+    /// Run jailed (needs root): the jail uid/gid, new mount, PID, IPC and
+    /// UTS namespaces, pivot_root into --jail-root, rlimits, no
+    /// capabilities, no_new_privs, then the seccomp filters.
+    #[arg(long, requires_all = ["jail_uid", "jail_gid", "jail_root"])]
+    pub jail: bool,
+    #[arg(long, value_name = "UID", requires = "jail")]
+    pub jail_uid: Option<u32>,
+    #[arg(long, value_name = "GID", requires = "jail")]
+    pub jail_gid: Option<u32>,
+    /// The directory that becomes the VMM's `/` (the files of the VM are
+    /// bound into it at their own paths).
+    #[arg(long, value_name = "DIR", requires = "jail")]
+    pub jail_root: Option<PathBuf>,
+    /// A cgroup v2 directory to join (made, with its limits, by the caller).
+    #[arg(long, value_name = "PATH", requires = "jail")]
+    pub jail_cgroup: Option<PathBuf>,
+    /// Containment drill: enter the jail, try to break out, exit.
+    #[arg(long, requires = "jail", hide = true)]
+    pub jail_selftest: bool,
+    /// A path the drill must fail to open. Repeatable.
+    #[arg(long, value_name = "PATH", requires = "jail_selftest", hide = true)]
+    pub jail_selftest_deny: Vec<PathBuf>,
     /// Serve every guest kick and I/O completion at once: never let the
     /// event loop batch block I/O (see src/vmm/loop_policy.rs).
     #[arg(long)]
@@ -87,6 +109,21 @@ pub struct VmmArgs {
 }
 
 impl VmmArgs {
+    /// The jail asked for by --jail and its options.
+    pub fn jail_request(&self) -> Option<crate::jail::JailRequest> {
+        if !self.jail {
+            return None;
+        }
+        Some(crate::jail::JailRequest {
+            uid: self.jail_uid.unwrap_or(0),
+            gid: self.jail_gid.unwrap_or(0),
+            root: self.jail_root.clone().unwrap_or_default(),
+            cgroup: self.jail_cgroup.clone(),
+            selftest: self.jail_selftest,
+            deny: self.jail_selftest_deny.clone(),
+        })
+    }
+
     pub fn to_config(&self) -> Result<VmConfig, ConfigError> {
         let mut config = match &self.config {
             Some(path) => VmConfig::from_file(path)?,
