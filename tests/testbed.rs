@@ -29,7 +29,11 @@ fn qemu_kvm_boots_the_test_guest_to_its_ready_line() {
     }
 }
 
+/// QEMU as the reference that the test bed boots real AMIs: a whole Debian
+/// boot (over 10 minutes of CI time) that tests/ami.rs repeats under Flint
+/// with more checks. `cargo test --test testbed -- --ignored` runs it.
 #[test]
+#[ignore = "a whole AMI boot under QEMU; tests/ami.rs boots the same AMI under Flint"]
 fn qemu_kvm_boots_the_debian12_ami_to_login() {
     let outcome = Scenario::new("qemu-ami-baseline")
         .disk(

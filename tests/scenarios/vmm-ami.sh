@@ -28,11 +28,14 @@ stage() { # NAME PATTERN TIMEOUT
         result "ami-$1" fail "pattern=$2 wait=$?"
     fi
 }
-stage firmware 'SeaBIOS' 60
-stage grub 'Welcome to GRUB|Booting .Debian' 120
-stage kernel 'Linux version' 180
-stage userspace 'Welcome to .*Debian' 400
-stage login 'login:' 600
+# (Each window counts from the previous stage. Generous: GRUB reads the
+# kernel and initrd through the firmware's disk calls, every sector a
+# nested exit; on a busy machine that alone took over 180 s.)
+stage firmware 'SeaBIOS' 120
+stage grub 'Welcome to GRUB|Booting .Debian' 300
+stage kernel 'Linux version' 600
+stage userspace 'Welcome to .*Debian' 900
+stage login 'login:' 900
 
 # report NAME KEY: the value of the first "FLINT-AMI KEY=" line in NAME's
 # console after its last "FLINT-AMI boot=" line.

@@ -71,6 +71,8 @@ def wait_console(ec2, instance_id, needle, timeout_s):
 # console whenever they change: "FLINT-DISKS boot=<id> <serial>,<serial>,".
 DISK_WATCH_USER_DATA = r"""#!/bin/sh
 echo FLINT-BOTO3 user-data ran on $(hostname) >/dev/console
+# EC2's identity as the guest sees it (SMBIOS, systemd, cloud-init).
+echo "FLINT-IDENTITY $(cat /sys/class/dmi/id/sys_vendor)|$(cat /sys/class/dmi/id/product_name)|$(systemd-detect-virt)|$(cloud-init query platform)|" >/dev/console
 cat >/usr/local/sbin/flint-disks <<'SCRIPT'
 #!/bin/sh
 b=$(cut -c1-8 /proc/sys/kernel/random/boot_id)
@@ -304,6 +306,10 @@ def boto3_lifecycle():
     check("boto3-user-data-reaches-guest",
           wait_console(ec2, inst.id, f"FLINT-BOTO3 user-data ran on {hostname}", BOOT_WAIT_S),
           console_text(ec2, inst.id)[-2000:])
+    identity = [l for l in console_text(ec2, inst.id).splitlines() if "FLINT-IDENTITY " in l]
+    check("boto3-guest-sees-ec2-identity",
+          identity and identity[-1].split("FLINT-IDENTITY ", 1)[1].startswith("Amazon EC2|t2.micro|amazon|ec2|"),
+          identity)
     status = ec2.describe_instance_status(InstanceIds=[inst.id])["InstanceStatuses"]
     check("boto3-instance-status", status and status[0]["InstanceState"]["Name"] == "running", status)
 
