@@ -87,6 +87,15 @@ pub struct ServeArgs {
     /// (default: this binary's `vmm`); tests put a stand-in here.
     #[arg(long, value_name = "COMMAND")]
     pub vmm_command: Option<String>,
+    /// RegisterImage reads image files from this directory only (default:
+    /// DATA_DIR/import): put an image there first, then register it.
+    #[arg(long, value_name = "DIR")]
+    pub import_dir: Option<PathBuf>,
+    /// Each instance's console log rotates between two files of at most
+    /// this many bytes (GetConsoleOutput reads the last 64 KiB of them).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub console_log_max: u64,
 }
 
 #[derive(Debug, Error)]
@@ -143,6 +152,9 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), ServerError> {
+    // Before anything is created: nothing the daemon makes is readable by
+    // other local users (see `crate::private`).
+    crate::private::set_umask();
     let credentials = match &args.credentials {
         Some(path) => Some(parse_credentials(path)?),
         None => None,
@@ -166,6 +178,8 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_string).collect())
             .filter(|c: &Vec<String>| !c.is_empty()),
+        import_dir: args.import_dir.clone(),
+        console_log_max_bytes: Some(args.console_log_max),
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

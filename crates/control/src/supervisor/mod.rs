@@ -107,6 +107,9 @@ pub struct SupervisorConfig {
     /// waiting long for the guest buys little).
     pub terminate_timeout: Duration,
     pub kill_grace: Duration,
+    /// Cap on each of an instance's two console log files (None: the
+    /// VMM's default).
+    pub console_log_max_bytes: Option<u64>,
 }
 
 impl SupervisorConfig {
@@ -132,6 +135,7 @@ impl SupervisorConfig {
             stop_timeout: Duration::from_secs(300),
             terminate_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(10),
+            console_log_max_bytes: None,
         }
     }
 
@@ -186,7 +190,7 @@ impl Supervisor {
             layout.volumes_dir(),
             layout.snapshots_dir(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
+            crate::private::create_private_dir(&dir).map_err(|source| SupervisorError::Io {
                 path: dir.clone(),
                 source,
             })?;
@@ -289,7 +293,8 @@ impl Supervisor {
     /// The last 64 KiB of the instance's serial console (what EC2's
     /// GetConsoleOutput returns), empty if it has none yet.
     pub fn console_output(&self, id: &str) -> Vec<u8> {
-        process::read_tail(&self.layout().console(id), 64 * 1024).unwrap_or_default()
+        let layout = self.layout();
+        console_tail(&layout.console(id), &layout.console_rotated(id), 64 * 1024)
     }
 
     /// Deletes terminated records older than the retention (and their
@@ -323,4 +328,32 @@ impl Supervisor {
                 }
             });
     }
+}
+
+/// The last `max` bytes of a console log that rotates between `current`
+/// and `rotated` (the VMM's console_log): the newer file (later mtime; on
+/// a tie the shorter, as the VMM rotates as soon as a file is full) after
+/// the older one's tail.
+pub fn console_tail(current: &std::path::Path, rotated: &std::path::Path, max: u64) -> Vec<u8> {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), std::cmp::Reverse(m.len())))
+    };
+    let (newer, older) = match (stamp(current), stamp(rotated)) {
+        (Some(a), Some(b)) if b > a => (rotated, Some(current)),
+        (Some(_), Some(_)) => (current, Some(rotated)),
+        (None, Some(_)) => (rotated, None),
+        _ => (current, None),
+    };
+    let mut out = process::read_tail(newer, max).unwrap_or_default();
+    let missing = max.saturating_sub(out.len() as u64);
+    if missing > 0
+        && let Some(older) = older
+    {
+        let mut head = process::read_tail(older, missing).unwrap_or_default();
+        head.extend_from_slice(&out);
+        out = head;
+    }
+    out
 }

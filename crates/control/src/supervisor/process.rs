@@ -2,7 +2,7 @@
 //! live one from a recycled pid, waiting for one that is not our child,
 //! and killing one only if it is still the same process.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -24,7 +24,7 @@ pub fn spawn(command: &[String], config: &Path, log: &Path) -> Result<Child, Sup
         path: log.to_path_buf(),
         source,
     };
-    let mut out = OpenOptions::new()
+    let mut out = crate::private::private_options()
         .create(true)
         .append(true)
         .open(log)
