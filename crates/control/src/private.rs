@@ -135,7 +135,11 @@ mod tests {
         for dir in ["instances", "instances/i-0123"] {
             std::fs::set_permissions(data.join(dir), Permissions::from_mode(0o755)).unwrap();
         }
-        let files = ["flint.db", "instances/i-0123/vm.json", "instances/i-0123/console.log"];
+        let files = [
+            "flint.db",
+            "instances/i-0123/vm.json",
+            "instances/i-0123/console.log",
+        ];
         for f in files {
             std::fs::write(data.join(f), b"secret").unwrap();
             std::fs::set_permissions(data.join(f), Permissions::from_mode(0o644)).unwrap();

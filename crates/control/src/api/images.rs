@@ -131,8 +131,14 @@ fn import_disk(
     if !is_qcow2(&source.file) {
         // The same reflink-or-sparse copy as root volumes, in-process: no
         // dependency on GNU cp (busybox's has neither option).
-        crate::supervisor::volume::clone_open_file(&source.file, &source.path, dest, 0, &mut |_| {})
-            .map_err(|e| Ec2Error::internal_error(e.to_string()))?;
+        crate::supervisor::volume::clone_open_file(
+            &source.file,
+            &source.path,
+            dest,
+            0,
+            &mut |_| {},
+        )
+        .map_err(|e| Ec2Error::internal_error(e.to_string()))?;
         return Ok(());
     }
     let copy = import::readable_by_helper(source, scratch).map_err(Ec2Error::internal_error);

@@ -86,11 +86,13 @@ pub fn open_import(import_dir: &Path, location: &str) -> Result<ImportSource, Ec
     let parent = match std::fs::canonicalize(parent) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(if parent.starts_with(&root) || parent.starts_with(import_dir) {
-                bad(location, "No such directory.")
-            } else {
-                outside()
-            });
+            return Err(
+                if parent.starts_with(&root) || parent.starts_with(import_dir) {
+                    bad(location, "No such directory.")
+                } else {
+                    outside()
+                },
+            );
         }
         Err(_) => return Err(outside()),
     };
@@ -187,7 +189,10 @@ fn can_drop() -> bool {
 /// docs), with `fds` inherited under their own numbers (name them in ARGS
 /// as `/proc/self/fd/N`). Returns stdout, or stderr as the error.
 pub fn qemu_img(args: &[String], fds: &[&File]) -> Result<Vec<u8>, String> {
-    let what = format!("qemu-img {}", args.first().map(String::as_str).unwrap_or(""));
+    let what = format!(
+        "qemu-img {}",
+        args.first().map(String::as_str).unwrap_or("")
+    );
     let mut cmd = Command::new("qemu-img");
     cmd.args(args).current_dir("/").env_clear();
     cmd.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -203,14 +208,13 @@ pub fn qemu_img(args: &[String], fds: &[&File]) -> Result<Vec<u8>, String> {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if let Some(who) = drop_to {
-                if libc::unshare(libc::CLONE_NEWNET) != 0
+            if let Some(who) = drop_to
+                && (libc::unshare(libc::CLONE_NEWNET) != 0
                     || libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(who.gid) != 0
-                    || libc::setuid(who.uid) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                    || libc::setuid(who.uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
@@ -239,10 +243,7 @@ pub fn fd_path(file: &File) -> String {
 /// A file the unprivileged helper may read: the source itself if others
 /// may read it, else a scratch copy at `scratch` owned by the helper's
 /// user (removed by the caller).
-pub fn readable_by_helper(
-    source: &ImportSource,
-    scratch: &Path,
-) -> Result<Option<File>, String> {
+pub fn readable_by_helper(source: &ImportSource, scratch: &Path) -> Result<Option<File>, String> {
     let meta = source.file.metadata().map_err(|e| e.to_string())?;
     let who = nobody();
     let readable = !can_drop()
@@ -251,14 +252,8 @@ pub fn readable_by_helper(
     if readable {
         return Ok(None);
     }
-    crate::supervisor::volume::clone_open_file(
-        &source.file,
-        &source.path,
-        scratch,
-        0,
-        &mut |_| {},
-    )
-    .map_err(|e| e.to_string())?;
+    crate::supervisor::volume::clone_open_file(&source.file, &source.path, scratch, 0, &mut |_| {})
+        .map_err(|e| e.to_string())?;
     let copy = File::open(scratch).map_err(|e| e.to_string())?;
     fchown(&copy, who.uid, who.gid).map_err(|e| e.to_string())?;
     Ok(Some(copy))
@@ -289,4 +284,49 @@ pub fn reclaim_output(file: &File) -> Result<(), String> {
     }
     file.set_permissions(std::fs::Permissions::from_mode(crate::private::FILE_MODE))
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_import;
+
+    #[test]
+    fn only_regular_files_inside_the_import_dir_open() {
+        let base = std::env::temp_dir().join(format!("flint-import-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let import = base.join("import");
+        std::fs::create_dir_all(import.join("sub")).unwrap();
+        std::fs::write(import.join("ok.raw"), b"disk").unwrap();
+        std::fs::write(base.join("outside.raw"), b"disk").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", import.join("shadow")).unwrap();
+        std::os::unix::fs::symlink(import.join("ok.raw"), import.join("inner-link")).unwrap();
+        std::os::unix::fs::symlink(&base, import.join("sub/up")).unwrap();
+        std::fs::write(import.join("empty.raw"), b"").unwrap();
+        let code = |loc: &str| open_import(&import, loc).map(|_| ()).map_err(|e| e.code);
+        let invalid: Result<(), &str> = Err("InvalidParameterValue");
+        let i = import.display();
+        let b = base.display();
+        for loc in [
+            "/etc/shadow".to_string(),
+            format!("{i}/shadow"),
+            format!("{i}/inner-link"),
+            "/dev/null".into(),
+            format!("{b}/outside.raw"),
+            format!("{i}/../outside.raw"),
+            format!("{i}/sub/../../outside.raw"),
+            "../outside.raw".into(),
+            format!("{i}/sub/up/outside.raw"),
+            format!("{i}/sub"),
+            format!("{i}/.."),
+            format!("{i}/empty.raw"),
+            format!("{i}/missing.raw"),
+            String::new(),
+        ] {
+            assert_eq!(code(&loc), invalid, "{loc}");
+        }
+        assert_eq!(code(&format!("{i}/ok.raw")), Ok(()));
+        assert_eq!(code("ok.raw"), Ok(()));
+        assert_eq!(code(&format!("{i}/sub/../ok.raw")), Ok(()));
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }

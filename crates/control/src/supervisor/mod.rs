@@ -357,3 +357,35 @@ pub fn console_tail(current: &std::path::Path, rotated: &std::path::Path, max: u
     }
     out
 }
+
+#[cfg(test)]
+mod console_tail_tests {
+    use super::console_tail;
+
+    #[test]
+    fn the_tail_spans_the_rotation_boundary_in_order() {
+        let dir = std::env::temp_dir().join(format!("flint-console-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cur, rot) = (dir.join("console.log"), dir.join("console.log.1"));
+        // The VMM rotated: console.log is the older, full one; .1 the newer.
+        std::fs::write(&cur, b"aaaaaaaaaaOLDER").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&rot, b"NEWER").unwrap();
+        assert_eq!(console_tail(&cur, &rot, 10), b"OLDERNEWER");
+        assert_eq!(console_tail(&cur, &rot, 3), b"WER");
+        // Equal mtimes: the shorter is the newer (the older one is full).
+        let t = std::fs::metadata(&cur).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&rot)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        assert_eq!(console_tail(&cur, &rot, 10), b"OLDERNEWER");
+        // Only one file (a stand-in VMM, or before the first rotation).
+        std::fs::remove_file(&rot).unwrap();
+        assert_eq!(console_tail(&cur, &rot, 5), b"OLDER");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -107,9 +107,8 @@ impl TokenBucket {
                 self.last = now;
             } else {
                 let paid_ns = u128::from(earned) * 1_000_000_000 / u128::from(self.rate);
-                self.last += std::time::Duration::from_nanos(
-                    u64::try_from(paid_ns).unwrap_or(u64::MAX),
-                );
+                self.last +=
+                    std::time::Duration::from_nanos(u64::try_from(paid_ns).unwrap_or(u64::MAX));
             }
         }
         let granted = want.min(self.tokens);
@@ -161,7 +160,11 @@ impl ConsoleLog {
         // The newer one is current (the later mtime; on a tie the shorter,
         // as the older one is full); an empty rotated file never is.
         let current = match (meta[0], meta[1]) {
-            ((len0, Some(t0)), (len1, Some(t1))) if len1 > 0 && (t1 > t0 || (t1 == t0 && len1 < len0)) => 1,
+            ((len0, Some(t0)), (len1, Some(t1)))
+                if len1 > 0 && (t1 > t0 || (t1 == t0 && len1 < len0)) =>
+            {
+                1
+            }
             _ => 0,
         };
         Ok(ConsoleLog {
@@ -242,9 +245,7 @@ impl ConsoleLog {
                 }
                 Ok(n) => {
                     self.size += n as u64;
-                    self.counters
-                        .written
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
                     data = &data[n..];
                     // Rotate as soon as the file is full, so that the older
                     // file is always the full one: a reader whose mtimes

@@ -27,7 +27,11 @@ fn unlimited(max_bytes: u64) -> LogLimits {
 fn both(path: &Path, max: u64) -> Vec<u8> {
     let a = std::fs::read(path).unwrap_or_default();
     let b = std::fs::read(rotated_path(path)).unwrap_or_default();
-    let (older, newer) = if a.len() as u64 >= max { (a, b) } else { (b, a) };
+    let (older, newer) = if a.len() as u64 >= max {
+        (a, b)
+    } else {
+        (b, a)
+    };
     [older, newer].concat()
 }
 
@@ -74,8 +78,15 @@ fn rotation_keeps_the_newest_bytes_in_order() {
         log.append(piece);
     }
     let kept = both(&path, max);
-    assert!(kept.len() as u64 > max && kept.len() as u64 <= 2 * max, "{}", kept.len());
-    assert!(stream.ends_with(&kept), "the files are not the stream's tail");
+    assert!(
+        kept.len() as u64 > max && kept.len() as u64 <= 2 * max,
+        "{}",
+        kept.len()
+    );
+    assert!(
+        stream.ends_with(&kept),
+        "the files are not the stream's tail"
+    );
     // Reopened (a VMM restart), writing goes on in the newer file.
     drop(log);
     let mut log = ConsoleLog::open(&path, unlimited(max)).unwrap();
