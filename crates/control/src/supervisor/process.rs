@@ -13,6 +13,9 @@ use std::time::Duration;
 use super::SupervisorError;
 use super::layout::START_MARKER;
 
+/// The size past which a VMM log is moved to `LOG.1` at the next start.
+pub const VMM_LOG_MAX: u64 = 1 << 20;
+
 /// Starts `command... --config CONFIG` in a session of its own, so that
 /// neither the daemon's death nor a signal to its process group reaches
 /// the VM; stdin is /dev/null, stdout and stderr append to `log`.
@@ -24,6 +27,13 @@ pub fn spawn(command: &[String], config: &Path, log: &Path) -> Result<Child, Sup
         path: log.to_path_buf(),
         source,
     };
+    // The VMM's log grows by one marker and the VMM's messages per start:
+    // kept to about two of VMM_LOG_MAX by moving a big one aside first.
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > VMM_LOG_MAX) {
+        let mut old = log.as_os_str().to_os_string();
+        old.push(".1");
+        let _ = std::fs::rename(log, old);
+    }
     let mut out = crate::private::private_options()
         .create(true)
         .append(true)
