@@ -72,7 +72,16 @@ def main():
         ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                            aws_access_key_id="AKIDBENCH", aws_secret_access_key="bench",
                            config=Config(retries={"max_attempts": 1}, read_timeout=120))
-        image = ec2.register_image(Name="bench", ImageLocation=AMI, BootMode="legacy-bios")["ImageId"]
+        # RegisterImage reads from the daemon's import dir only: a hard link
+        # there when on the same filesystem, else a sparse (reflink) copy.
+        staged = os.path.join(data, "import", "bench.raw")
+        try:
+            os.link(AMI, staged)
+        except OSError:
+            subprocess.run(["cp", "--reflink=auto", "--sparse=always", AMI, staged], check=True)
+        image = ec2.register_image(Name="bench", ImageLocation=staged,
+                                   BootMode="legacy-bios")["ImageId"]
+        os.unlink(staged)
         print(f"image: {AMI} ({os.path.getsize(AMI) >> 20} MiB apparent, "
               f"{os.stat(AMI).st_blocks * 512 >> 20} MiB allocated)", flush=True)
 
@@ -96,7 +105,7 @@ def main():
 
         # 1,000 records, from a tiny image so the clones stay cheap; 20 per call
         # (the per-request limit).
-        tiny = os.path.join(data, "tiny.raw")
+        tiny = os.path.join(data, "import", "tiny.raw")
         with open(tiny, "wb") as f:
             f.truncate(1 << 20)
         tiny_image = ec2.register_image(Name="tiny", ImageLocation=tiny)["ImageId"]

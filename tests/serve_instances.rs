@@ -43,6 +43,11 @@ fn guest_power_off_and_vmm_crash() {
 }
 
 #[test]
+fn the_data_dir_is_private_to_root() {
+    scenario("private_data");
+}
+
+#[test]
 fn sigkill_of_the_daemon_leaves_vms_running_and_they_are_readopted() {
     scenario("restart");
 }

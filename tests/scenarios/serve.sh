@@ -81,15 +81,14 @@ wait_api && result serve-listening pass || result serve-listening fail
 # debian-12 and debian-13) on the payload disk: say how much room there is.
 metric payload-free-mib "$(df -Pm "$data" | awk 'NR == 2 { print $4 }')" MiB
 
-# RegisterImage takes a regular file; in the emulated host the AMI is a
-# block device, so it is first copied (sparse) onto the payload disk.
-if [ -b "$ami" ] || [ -b "$(readlink -f "$ami")" ]; then
-    qemu-img convert -O raw "$ami" "$FLINT_WORK/ami.raw" && ami=$FLINT_WORK/ami.raw ||
-        result ami-copy fail
-fi
-image=$(ec2 RegisterImage $(p "Name=${FLINT_AMI_NAME:-debian-12}") $(p "ImageLocation=$ami") -d BootMode=legacy-bios | first imageId)
+# RegisterImage takes a regular file in the daemon's import dir
+# ($data/import); in the emulated host the AMI is a block device, so it is
+# copied (sparse) there first, in any case with qemu-img (busybox's cp
+# cannot copy sparsely).
+qemu-img convert -f raw -O raw "$ami" "$data/import/ami.raw" || result ami-copy fail
+image=$(ec2 RegisterImage $(p "Name=${FLINT_AMI_NAME:-debian-12}") $(p "ImageLocation=$data/import/ami.raw") -d BootMode=legacy-bios | first imageId)
 # The registered copy is what instances clone: the intermediate can go.
-[ "$ami" = "$FLINT_WORK/ami.raw" ] && rm -f "$ami"
+rm -f "$data/import/ami.raw"
 if [ -z "$image" ]; then
     result register-image fail "$(cat "$FLINT_WORK/reply.xml")"
     # Everything after needs the image.

@@ -99,15 +99,19 @@ def instance_types():
           Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
 
 
+IMPORT = os.path.join(DATA, "import")
+
+
 def make_disks():
-    raw = os.path.join(WORK, "disk.raw")
+    # RegisterImage reads from the daemon's import dir only.
+    raw = os.path.join(IMPORT, "disk.raw")
     with open(raw, "wb") as f:
         f.truncate(8 << 20)
         f.seek(1 << 20)
         f.write(b"flint test disk" * 100)
-    qcow = os.path.join(WORK, "disk.qcow2")
+    qcow = os.path.join(IMPORT, "disk.qcow2")
     subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow], check=True)
-    backed = os.path.join(WORK, "backed.qcow2")
+    backed = os.path.join(IMPORT, "backed.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", raw, backed],
                    check=True)
     return raw, qcow, backed
@@ -151,9 +155,30 @@ def images():
     p1 = ec2.describe_images(MaxResults=5)
     assert "NextToken" not in p1, p1
     error("InvalidAMIName.Duplicate", ec2.register_image, Name="flint-raw-1", ImageLocation=raw)
+    # Only regular files inside the import dir, never through a symlink.
+    outside = os.path.join(WORK, "outside.raw")
+    with open(outside, "wb") as f:
+        f.write(open(raw, "rb").read())
+    link = os.path.join(IMPORT, "shadow-link")
+    os.symlink("/etc/shadow", link)
+    link_inside = os.path.join(IMPORT, "raw-link")
+    os.symlink(raw, link_inside)
+    os.makedirs(os.path.join(IMPORT, "sub"), exist_ok=True)
+    os.symlink(WORK, os.path.join(IMPORT, "sub", "escape"))
+    os.mknod(os.path.join(IMPORT, "null"), 0o600 | 0o020000, os.makedev(1, 3))
     for bad in ["relative/disk.raw", WORK + "/../" + os.path.basename(WORK) + "/disk.raw",
-                WORK, WORK + "/missing.raw", "/dev/null", backed]:
-        error("InvalidParameterValue", ec2.register_image, Name="bad-one", ImageLocation=bad)
+                WORK, WORK + "/missing.raw", "/dev/null", backed, "/etc/shadow", outside,
+                link, link_inside, os.path.join(IMPORT, "null"), IMPORT, IMPORT + "/",
+                IMPORT + "/../flint.db", IMPORT + "/sub/../../flint.db",
+                "../flint.db", "sub/escape/outside.raw", os.path.join(IMPORT, "sub", "escape",
+                                                                      "outside.raw")]:
+        e = error("InvalidParameterValue", ec2.register_image, Name="bad-one",
+                  ImageLocation=bad)
+        if bad in ("/etc/shadow", outside):
+            assert "import directory" in str(e), e
+    # A path relative to the import dir is fine.
+    rel = ec2.register_image(Name="flint-relative", ImageLocation="disk.raw")["ImageId"]
+    assert ec2.deregister_image(ImageId=rel)["Return"] is True
     error("InvalidParameterValue", ec2.register_image, Name="bad-two", ImageLocation=raw,
           Architecture="arm64")
     error("InvalidParameterValue", ec2.register_image, Name="bad-two", ImageLocation=raw,

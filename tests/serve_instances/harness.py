@@ -101,8 +101,8 @@ def register_image(daemon, size=3 << 20):
     return the same id), from a small raw file with a boot sector."""
     if getattr(daemon, "image_id", None):
         return daemon.image_id
-    path = os.path.join(os.path.dirname(daemon.data_dir.rstrip("/")),
-                        os.path.basename(daemon.data_dir.rstrip("/")) + "-ami.raw")
+    # RegisterImage reads from the daemon's import dir only.
+    path = os.path.join(daemon.data_dir, "import", "standin-ami.raw")
     with open(path, "wb") as f:
         f.write(b"\xeb\x63\x90" + b"\0" * 509)
         f.truncate(size)

@@ -297,7 +297,75 @@ def restart(d):
     check("all-terminated", True)
 
 
-SCENARIOS = {f.__name__: f for f in (lifecycle, requests, concurrency, guest_events, restart)}
+def private_data(d):
+    """Everything under the data dir is root's alone: 0700 directories,
+    0600 files (sockets: the control socket is 0660 for group flint), and
+    a process running as nobody can read none of it."""
+    import stat
+    import subprocess
+    ec2 = d.client()
+    ami = register_image(d)
+    add_key_pair(d, "flint-test", KEY)
+    iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            KeyName="flint-test",
+                            UserData="#!/bin/sh\necho secret-user-data\n")["Instances"][0]["InstanceId"]
+    waiter(ec2, "instance_running")([iid])
+    vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1})
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig={"Delay": 1})
+    check("console-has-user-data", "secret-user-data" in ec2.get_console_output(
+        InstanceId=iid, Latest=True).get("Output", ""))
+    # A file an older Flint (or an administrator) left world-readable is
+    # tightened at the next start.
+    old = os.path.join(d.data_dir, "instances", iid, "old-notes.txt")
+    with open(old, "w") as f:
+        f.write("left by hand")
+    os.chmod(old, 0o644)
+    d.stop()
+    d.start()
+    check("old-file-tightened", stat.S_IMODE(os.stat(old).st_mode) == 0o600,
+          oct(os.stat(old).st_mode))
+    paths, bad = [], []
+    for root, dirs, files in os.walk(d.data_dir):
+        for name in dirs:
+            p = os.path.join(root, name)
+            if stat.S_IMODE(os.lstat(p).st_mode) != 0o700:
+                bad.append((p, oct(os.lstat(p).st_mode)))
+        for name in files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            paths.append(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            allowed = 0o660 if stat.S_ISSOCK(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) & ~allowed:
+                bad.append((p, oct(st.st_mode)))
+    check("data-dir-0700", stat.S_IMODE(os.stat(d.data_dir).st_mode) == 0o700)
+    check("modes", not bad, bad)
+    kinds = {os.path.basename(p) for p in paths}
+    check("covers-everything", {"flint.db", "vm.json", "console.log", "vmm.log"} <= kinds
+          and any(p.endswith(vol + ".raw") for p in paths)
+          and any(p.endswith(snap + ".raw") for p in paths)
+          and any("/images/" in p for p in paths)
+          and any("/import/" in p for p in paths), sorted(kinds))
+    # A local user (nobody) tries every file by its full path.
+    probe = ("import sys\nok = []\nfor p in sys.argv[1:]:\n    try:\n"
+             "        open(p, 'rb').read(1)\n        ok.append(p)\n    except OSError:\n"
+             "        pass\nprint('\\n'.join(ok))\n")
+    # The system Python: the test venv may be in a directory nobody cannot
+    # enter.
+    out = subprocess.run(["/usr/bin/python3", "-c", probe, "/etc/passwd"] + paths, user=65534, group=65534,
+                         extra_groups=[], capture_output=True, text=True, cwd="/")
+    check("nobody-ran", out.returncode == 0, out.stderr)
+    # /etc/passwd: the control, proving the probe can read what nobody may.
+    check("nobody-reads-nothing", out.stdout.strip() == "/etc/passwd", out.stdout)
+    ec2.terminate_instances(InstanceIds=[iid])
+    waiter(ec2, "instance_terminated")([iid])
+
+
+SCENARIOS = {f.__name__: f for f in (lifecycle, requests, concurrency, guest_events, restart,
+                                     private_data)}
 
 if __name__ == "__main__":
     run_scenario(SCENARIOS)

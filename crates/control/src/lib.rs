@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod private;
 pub mod server;
 pub mod store;
 pub mod supervisor;

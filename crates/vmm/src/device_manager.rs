@@ -15,6 +15,7 @@ use crate::acpi::{PciHotplug, PciHotplugPorts, PmDevice, ResetDevice};
 use crate::bus::{Bus, BusError};
 use crate::config::NIC_SLOT_FIRST;
 use crate::devices::legacy::cmos::{CMOS_PORT_LEN, Cmos};
+use crate::devices::legacy::console_log::LogLimits;
 use crate::devices::legacy::i8042::{self, I8042, I8042Port, I8042PortKind};
 use crate::devices::legacy::serial::{
     ConsoleConfig as SerialConsole, SERIAL_PORT_LEN, SerialDevice, SerialInput,
@@ -123,9 +124,18 @@ impl Devices {
 
         // The console: a log file and/or stdio (stdio when nothing is named).
         let stdio = config.console.stdio || config.console.file.is_none();
+        let defaults = LogLimits::default();
         let serial = SerialDevice::from_config(&SerialConsole {
             log_path: config.console.file.clone(),
             stdio,
+            log_limits: LogLimits {
+                max_bytes: config.console.log_max_bytes.unwrap_or(defaults.max_bytes),
+                rate_bytes_per_s: config
+                    .console
+                    .log_rate_bytes_per_s
+                    .unwrap_or(defaults.rate_bytes_per_s),
+                burst_bytes: defaults.burst_bytes,
+            },
         })
         .map_err(|e| DeviceError::Setup(format!("console: {e}")))?;
         irqfd(serial.interrupt_evt(), layout::IRQ_COM1)?;

@@ -128,11 +128,19 @@ pub fn valid_serial(serial: &str) -> bool {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
-    /// Append the serial console to this file.
+    /// Append the serial console to this file (and `FILE.1`: the log
+    /// rotates between the two, each at most `log_max_bytes`).
     pub file: Option<PathBuf>,
     /// Also connect the console to the VMM's stdin/stdout.
     #[serde(default)]
     pub stdio: bool,
+    /// Cap on each of the two log files (None: the VMM's default, 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_bytes: Option<u64>,
+    /// Console bytes per second written to the log, above a burst (None:
+    /// the VMM's default, 64 KiB/s; 0: unlimited); the rest is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rate_bytes_per_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,21 +1,23 @@
 //! RegisterImage / DescribeImages / DeregisterImage.
 //!
 //! An AMI is a raw disk file `DATA_DIR/images/<ami-id>.raw`, made at
-//! registration from a local file: qcow2 is converted with
-//! `qemu-img convert` (refused if it has a backing or external data file,
-//! which would pull other host files into the image); anything else is
-//! taken as raw and copied as root volumes are (reflink, else sparse copy).
+//! registration from a regular file in the import directory (see
+//! [`super::import`]: `DATA_DIR/import` unless `--import-dir`): qcow2 is
+//! converted with `qemu-img convert`, unprivileged and offline (refused if
+//! it has a backing or external data file, which would pull other host
+//! files into the image); anything else is taken as raw and copied as root
+//! volumes are (reflink, else sparse copy).
 //! What the store's image table has no column for (description, root
 //! device name, architecture) lives beside it in `<ami-id>.json`.
 
-use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::super::store::images::{ImageFilter, ImageRecord, ImageState};
 use super::super::store::{StoreError, now_ms};
 use super::filters::{FILTER_PARAMS, Filters};
+use super::import;
 use super::paging::{PAGING_PARAMS, PageRequest, paginate};
 use super::tags::{TAG_SPEC_PARAMS, tag_specifications, tags_for, write_tag_set};
 use super::{ActionSpec, Call, Context, DryRun, Registry, XmlWriter};
@@ -111,99 +113,88 @@ fn check_name(name: &str) -> Result<(), Ec2Error> {
     Ok(())
 }
 
-/// An absolute path without `.`/`..` components naming an existing
-/// regular file (after symlinks).
-pub fn check_location(location: &str) -> Result<PathBuf, Ec2Error> {
-    let bad = |why: &str| bad_value("ImageLocation", location, why);
-    let path = Path::new(location);
-    if !path.is_absolute() {
-        return Err(bad(
-            "The image location must be an absolute path on this host.",
-        ));
-    }
-    if location.contains('\0')
-        || path
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        || location.split('/').any(|part| part == "." || part == "..")
-    {
-        return Err(bad(
-            "The image location must not contain '.' or '..' components.",
-        ));
-    }
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(bad("No such file."));
-        }
-        Err(e) => return Err(bad(&format!("Cannot read it: {e}."))),
-    };
-    if !meta.is_file() {
-        return Err(bad("Not a regular file."));
-    }
-    if meta.len() == 0 {
-        return Err(bad("The file is empty."));
-    }
-    Ok(path.to_path_buf())
-}
-
-fn is_qcow2(path: &Path) -> Result<bool, Ec2Error> {
-    use std::io::Read;
+fn is_qcow2(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
     let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| bad_value("ImageLocation", &path.display().to_string(), &e.to_string()))?;
-    Ok(f.read_exact(&mut magic).is_ok() && magic == *b"QFI\xfb")
+    file.read_exact_at(&mut magic, 0).is_ok() && magic == *b"QFI\xfb"
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {what}: {e}"))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Produces the raw image at `dest` from `source`.
-fn import_disk(source: &Path, dest: &Path) -> Result<(), Ec2Error> {
-    let invalid = |why: String| bad_value("ImageLocation", &source.display().to_string(), &why);
-    if is_qcow2(source)? {
-        let info = run(
-            Command::new("qemu-img")
-                .args(["info", "--output=json", "-f", "qcow2"])
-                .arg(source),
-            "qemu-img info",
-        )
-        .map_err(invalid)?;
-        let info: serde_json::Value =
-            serde_json::from_slice(&info).map_err(|e| invalid(format!("qemu-img info: {e}")))?;
-        if info.get("backing-filename").is_some()
-            || info.pointer("/format-specific/data/data-file").is_some()
-        {
-            return Err(invalid(
-                "qcow2 images with a backing file or an external data file are refused.".into(),
-            ));
-        }
-        run(
-            Command::new("qemu-img")
-                .args(["convert", "-q", "-f", "qcow2", "-O", "raw"])
-                .arg(source)
-                .arg(dest),
-            "qemu-img convert",
-        )
-        .map_err(invalid)?;
-    } else {
+/// Produces the raw image at `dest` from `source` (opened and checked by
+/// [`import::open_import`]); `scratch` is a free name in the tmp dir.
+fn import_disk(
+    source: &import::ImportSource,
+    location: &str,
+    dest: &Path,
+    scratch: &Path,
+) -> Result<(), Ec2Error> {
+    let invalid = |why: String| bad_value("ImageLocation", location, &why);
+    if !is_qcow2(&source.file) {
         // The same reflink-or-sparse copy as root volumes, in-process: no
         // dependency on GNU cp (busybox's has neither option).
-        crate::supervisor::volume::clone_image(source, dest, 0)
-            .map_err(|e| Ec2Error::internal_error(e.to_string()))?;
+        crate::supervisor::volume::clone_open_file(
+            &source.file,
+            &source.path,
+            dest,
+            0,
+            &mut |_| {},
+        )
+        .map_err(|e| Ec2Error::internal_error(e.to_string()))?;
+        return Ok(());
     }
-    Ok(())
+    let copy = import::readable_by_helper(source, scratch).map_err(Ec2Error::internal_error);
+    let result = copy.and_then(|copy| {
+        let input = copy.as_ref().unwrap_or(&source.file);
+        convert_qcow2(input, dest, &invalid)
+    });
+    let _ = std::fs::remove_file(scratch);
+    result
+}
+
+/// `qemu-img info` (refusing backing and external data files, which would
+/// pull other host files into the image) and `qemu-img convert`, both
+/// unprivileged on fds (see [`import`]).
+fn convert_qcow2(
+    input: &std::fs::File,
+    dest: &Path,
+    invalid: &dyn Fn(String) -> Ec2Error,
+) -> Result<(), Ec2Error> {
+    let src = import::fd_path(input);
+    let info = import::qemu_img(
+        &[
+            "info".into(),
+            "--output=json".into(),
+            "-f".into(),
+            "qcow2".into(),
+            src.clone(),
+        ],
+        &[input],
+    )
+    .map_err(invalid)?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&info).map_err(|e| invalid(format!("qemu-img info: {e}")))?;
+    if info.get("backing-filename").is_some()
+        || info.pointer("/format-specific/data/data-file").is_some()
+    {
+        return Err(invalid(
+            "qcow2 images with a backing file or an external data file are refused.".into(),
+        ));
+    }
+    let out = import::output_for_helper(dest).map_err(Ec2Error::internal_error)?;
+    import::qemu_img(
+        &[
+            "convert".into(),
+            "-q".into(),
+            "-f".into(),
+            "qcow2".into(),
+            "-O".into(),
+            "raw".into(),
+            src,
+            import::fd_path(&out),
+        ],
+        &[input, &out],
+    )
+    .map_err(invalid)?;
+    import::reclaim_output(&out).map_err(Ec2Error::internal_error)
 }
 
 fn register_image(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
@@ -211,7 +202,7 @@ fn register_image(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let name = req.required_string("Name")?;
     check_name(name)?;
     let location = req.required_string("ImageLocation")?;
-    let source = check_location(location)?;
+    let source = import::open_import(&call.ctx.import_dir(), location)?;
     let boot_mode = req.string("BootMode").unwrap_or("legacy-bios");
     if !matches!(boot_mode, "legacy-bios" | "uefi") {
         return Err(bad_value(
@@ -296,11 +287,12 @@ fn register_image(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         architecture: arch.to_string(),
     };
     let tmp = call.ctx.tmp_dir().join(format!("{id}.raw.part"));
-    let imported = import_disk(&source, &tmp)
+    let scratch = call.ctx.tmp_dir().join(format!("{id}.source.part"));
+    let imported = import_disk(&source, location, &tmp, &scratch)
         .and_then(|()| {
             let extra_json =
                 serde_json::to_vec(&extra).map_err(|e| Ec2Error::internal_error(e.to_string()))?;
-            std::fs::write(extra_path(call.ctx, &id), extra_json)
+            crate::private::write_private(&extra_path(call.ctx, &id), &extra_json)
                 .and_then(|()| std::fs::rename(&tmp, &final_path))
                 .map_err(|e| Ec2Error::internal_error(format!("cannot store the image: {e}")))?;
             std::fs::metadata(&final_path)

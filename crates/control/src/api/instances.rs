@@ -52,6 +52,7 @@ pub fn start(ctx: &Context) -> Result<(), String> {
     cfg.max_memory_mib = ctx.config.max_instance_memory_mib.map(u64::from);
     cfg.direct_io = ctx.config.direct_io;
     cfg.jail = ctx.config.jail.clone();
+    cfg.console_log_max_bytes = ctx.config.console_log_max_bytes;
     let sup = Supervisor::new(cfg).map_err(|e| e.to_string())?;
     let report = sup.adopt_all().map_err(|e| e.to_string())?;
     if report != Default::default() {

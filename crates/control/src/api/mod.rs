@@ -47,6 +47,7 @@
 pub mod codec;
 pub mod filters;
 pub mod images;
+pub mod import;
 pub mod instance_types;
 pub mod instances;
 pub mod key_pairs;
@@ -104,6 +105,12 @@ pub struct Config {
     pub vmm_command: Option<Vec<String>>,
     /// Jail the VMMs (`flint serve` does unless `--no-jail`).
     pub jail: Option<crate::supervisor::jail::JailSettings>,
+    /// Where RegisterImage may read image files from (`--import-dir`);
+    /// None: `DATA_DIR/import`.
+    pub import_dir: Option<PathBuf>,
+    /// Cap on each of an instance's two console log files
+    /// (`--console-log-max`); None: the VMM's default (1 MiB).
+    pub console_log_max_bytes: Option<u64>,
 }
 
 impl Default for Config {
@@ -120,6 +127,8 @@ impl Default for Config {
             terminate_timeout_s: 30,
             vmm_command: None,
             jail: None,
+            import_dir: None,
+            console_log_max_bytes: None,
         }
     }
 }
@@ -146,8 +155,15 @@ pub struct Context {
 impl Context {
     /// Opens the store once (creating and migrating the database, so that
     /// a bad data dir fails at start, not at the first request) and the
-    /// data dir's sub-directories.
+    /// data dir's sub-directories, all private to root (0700 directories,
+    /// 0600 files: see [`crate::private`]); a data dir from an older Flint
+    /// is tightened here.
     pub fn open(data_dir: &Path, config: Config) -> Result<Context, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        crate::private::create_private_dir(data_dir).map_err(io(data_dir))?;
         let store = Store::open(data_dir)?;
         let ctx = Context {
             data_dir: data_dir.to_path_buf(),
@@ -161,9 +177,33 @@ impl Context {
             ctx.instances_dir(),
             ctx.tmp_dir(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir, source })?;
+            crate::private::create_private_dir(&dir).map_err(io(&dir))?;
+        }
+        let fixed = crate::private::lock_down(data_dir).map_err(io(data_dir))?;
+        if fixed != crate::private::LockDown::default() {
+            tracing::info!(
+                "flint serve: made {} directories and {} files under {} private to root",
+                fixed.dirs_fixed,
+                fixed.files_fixed,
+                data_dir.display()
+            );
+        }
+        // An import dir of the administrator's choosing is created if
+        // missing but otherwise left as it is (it is outside the data
+        // dir and may be shared with whatever fills it).
+        let import = ctx.import_dir();
+        if !import.exists() {
+            crate::private::create_private_dir(&import).map_err(io(&import))?;
         }
         Ok(ctx)
+    }
+
+    /// The only directory RegisterImage reads image files from.
+    pub fn import_dir(&self) -> PathBuf {
+        self.config
+            .import_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("import"))
     }
 
     pub fn images_dir(&self) -> PathBuf {

@@ -95,6 +95,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FIRST-LAST", default_value = "900000-965535",
           value_parser = crate::supervisor::jail::parse_uids)]
     pub jail_uids: (u32, u32),
+    /// RegisterImage reads image files from this directory only (default:
+    /// DATA_DIR/import): put an image there first, then register it.
+    #[arg(long, value_name = "DIR")]
+    pub import_dir: Option<PathBuf>,
+    /// Each instance's console log rotates between two files of at most
+    /// this many bytes (GetConsoleOutput reads the last 64 KiB of them).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub console_log_max: u64,
 }
 
 #[derive(Debug, Error)]
@@ -151,6 +160,9 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), ServerError> {
+    // Before anything is created: nothing the daemon makes is readable by
+    // other local users (see `crate::private`).
+    crate::private::set_umask();
     let credentials = match &args.credentials {
         Some(path) => Some(parse_credentials(path)?),
         None => None,
@@ -178,6 +190,8 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
             uids: args.jail_uids,
             ..Default::default()
         }),
+        import_dir: args.import_dir.clone(),
+        console_log_max_bytes: Some(args.console_log_max),
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! DATA_DIR/instances/<id>/vm.json       the `flint vmm --config` file
-//!                         console.log   the serial console (appended)
+//!                         console.log   the serial console, rotating with
+//!                         console.log.1 (each capped, rate-limited)
 //!                         vmm.log       the VMM's stdout + stderr (appended,
 //!                                       one marker line per start)
 //!                         vmm.sock      the per-VM control socket
@@ -53,6 +54,11 @@ impl Layout {
 
     pub fn console(&self, id: &str) -> PathBuf {
         self.instance_dir(id).join("console.log")
+    }
+
+    /// The console's other file: the log rotates between the two.
+    pub fn console_rotated(&self, id: &str) -> PathBuf {
+        self.instance_dir(id).join("console.log.1")
     }
 
     pub fn vmm_log(&self, id: &str) -> PathBuf {

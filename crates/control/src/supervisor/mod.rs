@@ -113,6 +113,9 @@ pub struct SupervisorConfig {
     /// Jail every VMM (uid, namespaces, cgroup; see jail.rs). None: VMMs
     /// run as the daemon's user (`flint serve --no-jail`, stand-in VMMs).
     pub jail: Option<jail::JailSettings>,
+    /// Cap on each of an instance's two console log files (None: the
+    /// VMM's default).
+    pub console_log_max_bytes: Option<u64>,
 }
 
 impl SupervisorConfig {
@@ -139,6 +142,7 @@ impl SupervisorConfig {
             terminate_timeout: Duration::from_secs(30),
             kill_grace: Duration::from_secs(10),
             jail: None,
+            console_log_max_bytes: None,
         }
     }
 
@@ -193,7 +197,7 @@ impl Supervisor {
             layout.volumes_dir(),
             layout.snapshots_dir(),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
+            crate::private::create_private_dir(&dir).map_err(|source| SupervisorError::Io {
                 path: dir.clone(),
                 source,
             })?;
@@ -299,7 +303,8 @@ impl Supervisor {
     /// The last 64 KiB of the instance's serial console (what EC2's
     /// GetConsoleOutput returns), empty if it has none yet.
     pub fn console_output(&self, id: &str) -> Vec<u8> {
-        process::read_tail(&self.layout().console(id), 64 * 1024).unwrap_or_default()
+        let layout = self.layout();
+        console_tail(&layout.console(id), &layout.console_rotated(id), 64 * 1024)
     }
 
     /// Deletes terminated records older than the retention (and their
@@ -332,5 +337,65 @@ impl Supervisor {
                     sup.purge_deleted_volumes();
                 }
             });
+    }
+}
+
+/// The last `max` bytes of a console log that rotates between `current`
+/// and `rotated` (the VMM's console_log): the newer file (later mtime; on
+/// a tie the shorter, as the VMM rotates as soon as a file is full) after
+/// the older one's tail.
+pub fn console_tail(current: &std::path::Path, rotated: &std::path::Path, max: u64) -> Vec<u8> {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), std::cmp::Reverse(m.len())))
+    };
+    let (newer, older) = match (stamp(current), stamp(rotated)) {
+        (Some(a), Some(b)) if b > a => (rotated, Some(current)),
+        (Some(_), Some(_)) => (current, Some(rotated)),
+        (None, Some(_)) => (rotated, None),
+        _ => (current, None),
+    };
+    let mut out = process::read_tail(newer, max).unwrap_or_default();
+    let missing = max.saturating_sub(out.len() as u64);
+    if missing > 0
+        && let Some(older) = older
+    {
+        let mut head = process::read_tail(older, missing).unwrap_or_default();
+        head.extend_from_slice(&out);
+        out = head;
+    }
+    out
+}
+
+#[cfg(test)]
+mod console_tail_tests {
+    use super::console_tail;
+
+    #[test]
+    fn the_tail_spans_the_rotation_boundary_in_order() {
+        let dir = std::env::temp_dir().join(format!("flint-console-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cur, rot) = (dir.join("console.log"), dir.join("console.log.1"));
+        // The VMM rotated: console.log is the older, full one; .1 the newer.
+        std::fs::write(&cur, b"aaaaaaaaaaOLDER").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&rot, b"NEWER").unwrap();
+        assert_eq!(console_tail(&cur, &rot, 10), b"OLDERNEWER");
+        assert_eq!(console_tail(&cur, &rot, 3), b"WER");
+        // Equal mtimes: the shorter is the newer (the older one is full).
+        let t = std::fs::metadata(&cur).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&rot)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        assert_eq!(console_tail(&cur, &rot, 10), b"OLDERNEWER");
+        // Only one file (a stand-in VMM, or before the first rotation).
+        std::fs::remove_file(&rot).unwrap();
+        assert_eq!(console_tail(&cur, &rot, 5), b"OLDER");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

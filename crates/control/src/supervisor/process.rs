@@ -2,7 +2,7 @@
 //! live one from a recycled pid, waiting for one that is not our child,
 //! and killing one only if it is still the same process.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use super::SupervisorError;
 use super::layout::START_MARKER;
+
+/// The size past which a VMM log is moved to `LOG.1` at the next start.
+pub const VMM_LOG_MAX: u64 = 1 << 20;
 
 /// Starts `command... EXTRA... --config CONFIG` in a session of its own, so that
 /// neither the daemon's death nor a signal to its process group reaches
@@ -29,7 +32,14 @@ pub fn spawn(
         path: log.to_path_buf(),
         source,
     };
-    let mut out = OpenOptions::new()
+    // The VMM's log grows by one marker and the VMM's messages per start:
+    // kept to about two of VMM_LOG_MAX by moving a big one aside first.
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > VMM_LOG_MAX) {
+        let mut old = log.as_os_str().to_os_string();
+        old.push(".1");
+        let _ = std::fs::rename(log, old);
+    }
+    let mut out = crate::private::private_options()
         .create(true)
         .append(true)
         .open(log)

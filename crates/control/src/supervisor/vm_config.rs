@@ -167,6 +167,8 @@ pub fn build(cfg: &SupervisorConfig, spec: &LaunchSpec<'_>) -> Result<VmConfig, 
         console: ConsoleConfig {
             file: Some(layout.console(id)),
             stdio: false,
+            log_max_bytes: cfg.console_log_max_bytes,
+            log_rate_bytes_per_s: None,
         },
         api_socket: Some(layout.socket(id)),
         on_reboot: RebootAction::Restart,

@@ -7,7 +7,7 @@
 //! The copy is made under a temporary name and renamed into place, so a
 //! crash mid-copy never leaves a truncated volume that looks complete.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -50,8 +50,22 @@ pub fn clone_with_progress(
     size_bytes: u64,
     progress: &mut dyn FnMut(u8),
 ) -> Result<CloneMethod, SupervisorError> {
+    let src = File::open(image).map_err(io(image))?;
+    clone_open_file(&src, image, dest, size_bytes, progress)
+}
+
+/// [`clone_with_progress`] from a source the caller has already opened
+/// (RegisterImage: opened without following symlinks, then checked);
+/// `image` only names it in errors.
+pub fn clone_open_file(
+    src: &File,
+    image: &Path,
+    dest: &Path,
+    size_bytes: u64,
+    progress: &mut dyn FnMut(u8),
+) -> Result<CloneMethod, SupervisorError> {
     let tmp = dest.with_extension("raw.partial");
-    let result = clone_to(image, &tmp, size_bytes, progress);
+    let result = clone_to(src, image, &tmp, size_bytes, progress);
     match result {
         Ok(method) => {
             std::fs::rename(&tmp, dest).map_err(io(dest))?;
@@ -65,13 +79,13 @@ pub fn clone_with_progress(
 }
 
 fn clone_to(
+    src: &File,
     image: &Path,
     tmp: &Path,
     size_bytes: u64,
     progress: &mut dyn FnMut(u8),
 ) -> Result<CloneMethod, SupervisorError> {
-    let src = File::open(image).map_err(io(image))?;
-    let dst = OpenOptions::new()
+    let dst = crate::private::private_options()
         .write(true)
         .create(true)
         .truncate(true)
@@ -83,7 +97,7 @@ fn clone_to(
     let method = if cloned {
         CloneMethod::Reflink
     } else {
-        sparse_copy(&src, &dst, image, tmp, progress)?;
+        sparse_copy(src, &dst, image, tmp, progress)?;
         CloneMethod::SparseCopy
     };
     let len = dst.metadata().map_err(io(tmp))?.len();

@@ -28,7 +28,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> SupervisorError + '_ {
 /// name and renamed into place.
 fn make_empty(path: &Path, size_bytes: u64) -> Result<(), SupervisorError> {
     let tmp = path.with_extension("raw.partial");
-    let file = OpenOptions::new()
+    let file = crate::private::private_options()
         .write(true)
         .create(true)
         .truncate(true)

@@ -81,7 +81,7 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
         Ok::<_, StoreError>((record, volumes, root, image, key, tags))
     })?;
     let dir = layout.instance_dir(id);
-    std::fs::create_dir_all(&dir).map_err(|source| SupervisorError::Io {
+    crate::private::create_private_dir(&dir).map_err(|source| SupervisorError::Io {
         path: dir.clone(),
         source,
     })?;
@@ -118,6 +118,7 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
         Some(settings) => {
             let mut files: Vec<_> = volumes.iter().map(|v| PathBuf::from(&v.path)).collect();
             files.push(layout.console(id));
+            files.push(layout.console_rotated(id));
             jail::prepare(cfg, settings, id, vm.vcpus, vm.memory_mib, &files)?.args()
         }
         None => Vec::new(),
@@ -166,7 +167,7 @@ fn write_atomically(path: &std::path::Path, data: &[u8]) -> Result<(), Superviso
         path: path.to_path_buf(),
         source,
     };
-    std::fs::write(&tmp, data).map_err(io)?;
+    crate::private::write_private(&tmp, data).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 

@@ -4,6 +4,7 @@
 
 use std::os::fd::RawFd;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use flint_contract::config::VmConfig;
@@ -50,16 +51,24 @@ pub fn prepare(config: &mut VmConfig, request: &JailRequest) -> Result<Vec<Bind>
         add(&mut disk.path, !disk.read_only)?;
     }
     if let Some(file) = config.console.file.as_mut() {
-        if !file.exists() {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&*file)
-                .map_err(JailError::io(format!("create {}", file.display())))?;
-            std::os::unix::fs::chown(&*file, Some(request.uid), Some(request.gid))
-                .map_err(JailError::io(format!("chown {}", file.display())))?;
+        // The log rotates into `PATH.1`: both are bound, so both must
+        // exist before the jail and belong to its uid.
+        let rotated = crate::devices::legacy::console_log::rotated_path(file);
+        for path in [file.clone(), rotated] {
+            if !path.exists() {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(JailError::io(format!("create {}", path.display())))?;
+                std::os::unix::fs::chown(&path, Some(request.uid), Some(request.gid))
+                    .map_err(JailError::io(format!("chown {}", path.display())))?;
+            }
         }
         add(file, true)?;
+        let mut rotated = crate::devices::legacy::console_log::rotated_path(file);
+        add(&mut rotated, true)?;
     }
     binds.dedup();
     Ok(binds)

@@ -10,5 +10,6 @@
 //!   interrupt.
 
 pub mod cmos;
+pub mod console_log;
 pub mod i8042;
 pub mod serial;

@@ -11,11 +11,11 @@
 //! the VMM.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
@@ -24,6 +24,7 @@ use vm_superio::serial::NoEvents;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+use super::console_log::{ConsoleLog, LogCounters, LogLimits};
 use crate::bus::BusDevice;
 
 /// Number of I/O ports a 16550 decodes (`PORT_COM1..PORT_COM1 + 8`).
@@ -55,8 +56,10 @@ pub enum SerialError {
 /// per-instance console log).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsoleConfig {
-    /// The instance's console log; opened append/create.
+    /// The instance's console log (and `PATH.1`); see [`ConsoleLog`].
     pub log_path: Option<PathBuf>,
+    /// Its size and rate limits.
+    pub log_limits: LogLimits,
     /// Also write guest output to stdout (and, separately, the VMM may read
     /// stdin with [`SerialInput::stdin`]).
     pub stdio: bool,
@@ -101,6 +104,8 @@ struct SinkTarget {
 /// it; the guest is never stalled or stopped by its console.
 pub struct ConsoleSink {
     targets: Vec<SinkTarget>,
+    /// The log's own counters (rate-limited and failed bytes).
+    log: Option<Arc<LogCounters>>,
 }
 
 impl ConsoleSink {
@@ -108,13 +113,21 @@ impl ConsoleSink {
     pub fn empty() -> Self {
         ConsoleSink {
             targets: Vec::new(),
+            log: None,
         }
     }
 
     pub fn from_config(config: &ConsoleConfig) -> Result<Self, SerialError> {
         let mut sink = Self::empty();
         if let Some(path) = &config.log_path {
-            sink.add_target("log", Box::new(open_console_log(path)?));
+            let log = ConsoleLog::open(path, config.log_limits).map_err(|source| {
+                SerialError::OpenLog {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            sink.log = Some(log.counters());
+            sink.add_target("log", Box::new(log));
         }
         if config.stdio {
             sink.add_target("stdout", Box::new(StdoutWriter));
@@ -137,9 +150,18 @@ impl ConsoleSink {
         self.targets.iter().map(|t| (t.name, t.dropped)).collect()
     }
 
-    /// Total bytes dropped over all targets.
+    /// Total bytes dropped over all targets, the log's rate limit and
+    /// failed writes included.
     pub fn dropped_total(&self) -> u64 {
-        self.targets.iter().map(|t| t.dropped).sum()
+        let log = self.log.as_ref().map_or(0, |c| {
+            c.dropped_rate.load(Ordering::Relaxed) + c.dropped_io.load(Ordering::Relaxed)
+        });
+        self.targets.iter().map(|t| t.dropped).sum::<u64>() + log
+    }
+
+    /// The console log's counters, if there is a log.
+    pub fn log_counters(&self) -> Option<&LogCounters> {
+        self.log.as_deref()
     }
 }
 
@@ -163,20 +185,6 @@ impl Write for ConsoleSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Opens the console log for appending, creating it (0640: console output
-/// can hold things only the instance owner should read).
-pub fn open_console_log(path: &Path) -> Result<File, SerialError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|source| SerialError::OpenLog {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 /// Writes to fd 1 through `std::io::stdout()`, flushing every time so that
@@ -499,10 +507,12 @@ mod tests {
     fn guest_output_lands_in_the_log_file() {
         let path = temp_path("log");
         let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(super::super::console_log::rotated_path(&path));
         std::fs::write(&path, b"previous boot\n").unwrap();
         let config = ConsoleConfig {
             log_path: Some(path.clone()),
             stdio: false,
+            log_limits: LogLimits::default(),
         };
         let mut dev = SerialDevice::from_config(&config).unwrap();
         for b in b"Linux version 6.1\n" {
@@ -514,6 +524,7 @@ mod tests {
         assert_eq!(dev.sink().dropped_total(), 0);
         drop(dev);
         std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_file(super::super::console_log::rotated_path(&path));
     }
 
     #[test]
@@ -521,6 +532,7 @@ mod tests {
         let config = ConsoleConfig {
             log_path: Some(PathBuf::from("/nonexistent-dir/console.log")),
             stdio: false,
+            log_limits: LogLimits::default(),
         };
         assert!(matches!(
             SerialDevice::from_config(&config),
