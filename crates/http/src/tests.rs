@@ -422,7 +422,7 @@ impl Read for Chunks {
 
 #[test]
 fn blocking_reader_pipelines_and_reports_eof() {
-    let mut stream = &PIPELINE[..];
+    let mut stream = PIPELINE;
     let mut reader = BlockingReader::new(KEEP, 7);
     let mut targets = Vec::new();
     loop {
