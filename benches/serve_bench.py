@@ -58,7 +58,7 @@ def main():
     log = open(os.path.join(data, "serve.log"), "wb")
     daemon = subprocess.Popen(
         [FLINT, "serve", "--data-dir", data, "--socket", sock, "--listen", f"127.0.0.1:{port}",
-         "--bridge", "none", "--subnet", "172.31.0.0/16",
+         "--insecure-no-auth", "--bridge", "none", "--subnet", "172.31.0.0/16",
          "--vmm-command", f"{sys.executable} {STANDIN}", "--no-jail",
          "--stop-timeout", "5", "--terminate-timeout", "3"],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)

@@ -97,11 +97,48 @@ fn boto3_and_cli_against_flint_serve() {
     let dir = scratch("serve-api");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("work dir");
-    let open = Daemon::start(&dir.join("open"), &[]);
+    let open = Daemon::start(&dir.join("open"), &["--insecure-no-auth"]);
 
     // A second daemon in strict mode, and refusals of bad set-ups.
     let creds = dir.join("credentials");
     std::fs::write(&creds, "# test keys\nAKIDFLINTTEST flint-secret\n").expect("credentials");
+    let set_mode = |mode: u32| {
+        std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod credentials")
+    };
+    // Readable by others: refused at start.
+    set_mode(0o644);
+    let refused = Command::new(env!("CARGO_BIN_EXE_flint"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.join("exposed"))
+        .arg("--socket")
+        .arg(dir.join("exposed.sock"))
+        .args(["--listen", "127.0.0.1:0", "--credentials"])
+        .arg(&creds)
+        .output()
+        .expect("run");
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("readable by its group or others"),
+        "a world-readable credentials file must be refused: {refused:?}"
+    );
+    set_mode(0o600);
+    // --listen without --credentials needs --insecure-no-auth.
+    let refused = Command::new(env!("CARGO_BIN_EXE_flint"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.join("unauth"))
+        .arg("--socket")
+        .arg(dir.join("unauth.sock"))
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("--insecure-no-auth"),
+        "--listen without --credentials must be refused: {refused:?}"
+    );
     let strict = Daemon::start(
         &dir.join("strict"),
         &["--credentials", creds.to_str().expect("utf-8 path")],
@@ -120,7 +157,7 @@ fn boto3_and_cli_against_flint_serve() {
         "a second daemon on a live socket must be refused: {refused:?}"
     );
     let refused = Command::new(env!("CARGO_BIN_EXE_flint"))
-        .args(["serve", "--listen", "0.0.0.0:0"])
+        .args(["serve", "--listen", "0.0.0.0:0", "--insecure-no-auth"])
         .arg("--data-dir")
         .arg(dir.join("third"))
         .arg("--socket")

@@ -75,7 +75,7 @@ wait_api() {
 }
 
 start_guest serve "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/flint.sock" \
-    --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
+    --listen 127.0.0.1:$port --insecure-no-auth --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
 wait_api && result serve-listening pass || result serve-listening fail
 # The root volume is a sparse copy of the AMI's data (~600 MB for
 # debian-12 and debian-13) on the payload disk: say how much room there is.
@@ -257,7 +257,7 @@ out=$(ssh_guest 'echo STILL-UP' 2>&1)
 case $out in *STILL-UP*) result vm-survives-daemon-sigkill pass ;;
 *) result vm-survives-daemon-sigkill fail "$out" ;; esac
 start_guest serve2 "$FLINT_BIN" serve --data-dir "$data" --socket "$FLINT_WORK/flint.sock" \
-    --listen 127.0.0.1:$port --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
+    --listen 127.0.0.1:$port --insecure-no-auth --subnet 172.31.0.0/20 --bridge flintbr0 --max-instance-memory 1024
 wait_api && result serve-restarted pass || result serve-restarted fail
 grep -q 're-adopted 1 running' "$FLINT_WORK/serve2.console" && result readopted pass ||
     result readopted fail "$(tr '\n' ' ' <"$FLINT_WORK/serve2.console" | cut -c1-300)"

@@ -298,8 +298,8 @@ def tags():
     error("TagLimitExceeded", ec2.create_tags, Resources=[a], Tags=many)
 
 
-def raw(method, body=b"", target="/", headers=None):
-    host, port = urllib.parse.urlparse(EP).netloc.split(":")
+def raw(method, body=b"", target="/", headers=None, endpoint=EP):
+    host, port = urllib.parse.urlparse(endpoint).netloc.split(":")
     c = http.client.HTTPConnection(host, int(port), timeout=10)
     h = {"Content-Type": "application/x-www-form-urlencoded"}
     h.update(headers or {})
@@ -353,6 +353,45 @@ def sigv4_strict():
     error("MissingAuthenticationToken", client(STRICT, unsigned=True).describe_regions)
     # Open mode takes unsigned requests.
     assert client(unsigned=True).describe_regions()["Regions"]
+    # A non-ASCII X-Amz-Date of the right byte length (once a panic, a
+    # 500): refused as an incomplete signature.
+    authorization = ("AWS4-HMAC-SHA256 Credential=AKIDFLINTTEST/20150830/us-east-1/ec2/"
+                     "aws4_request, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64)
+    for date in ["201\u00e9830T123600Z".encode(), b"2015\xff830T123600Z"]:
+        status, text = raw("POST", b"Action=DescribeRegions&Version=2016-11-15", endpoint=STRICT,
+                           headers={"Authorization": authorization, "X-Amz-Date": date})
+        assert status in (400, 403) and "<Code>" in text, (date, status, text)
+    # The metrics need a signature too.
+    status, text = raw("GET", target="/metrics", endpoint=STRICT)
+    assert status == 403 and "MissingAuthenticationToken" in text, (status, text)
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    for target in ["/metrics", "/metrics/volumes"]:
+        signed = AWSRequest(method="GET", url=STRICT + target)
+        SigV4Auth(Credentials("AKIDFLINTTEST", "flint-secret"), "ec2", "us-east-1").add_auth(signed)
+        status, text = raw("GET", target=target, endpoint=STRICT, headers=dict(signed.headers))
+        assert status == 200, (target, status, text)
+    status, text = raw("GET", target="/metrics")
+    assert status == 200, (status, text)
+
+
+@check
+def host_header():
+    """DNS rebinding: TCP requests must name this endpoint in Host."""
+    port = urllib.parse.urlparse(EP).port
+    query = "/?Action=DescribeRegions&Version=2016-11-15"
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"]:
+        status, text = raw("GET", target=query, headers={"Host": host})
+        assert status == 200, (host, status, text)
+    for host in [f"evil.example:{port}", "evil.example", f"localhost:{port + 1}"]:
+        status, text = raw("GET", target=query, headers={"Host": host})
+        assert status == 400 and "<Code>InvalidHostHeader</Code>" in text, (host, status, text)
+    status, text = raw("GET", target="/metrics", headers={"Host": "evil.example"})
+    assert status == 400, (status, text)
+    # A header that is not UTF-8 is a clean 400.
+    status, text = raw("GET", target=query, headers={"X-Odd": b"\xff\xfe"})
+    assert status == 400 and "MalformedHTTPRequest" in text, (status, text)
 
 
 def normal(value):

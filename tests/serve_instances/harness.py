@@ -45,7 +45,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [FLINT, "serve", "--data-dir", self.data_dir,
              "--socket", os.path.join(self.data_dir, "flint.sock"),
-             "--listen", f"127.0.0.1:{self.port}", "--bridge", "none",
+             "--listen", f"127.0.0.1:{self.port}", "--insecure-no-auth", "--bridge", "none",
              "--subnet", "172.31.0.0/20",
              "--vmm-command", f"{sys.executable} {STANDIN}", "--no-jail",
              "--stop-timeout", "5", "--terminate-timeout", "3"],

@@ -76,7 +76,9 @@ pub fn amz_date(unix_seconds: i64) -> String {
 /// form with a real date and time.
 pub fn parse_amz_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    // ASCII only: the digit fields below are sliced by byte offset, which
+    // would split (and panic on) a multi-byte character.
+    if !text.is_ascii() || b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<u32> {

@@ -7,10 +7,13 @@
 //! ```
 //!
 //! (access key id, whitespace, secret access key; blank lines and `#`
-//! lines ignored). With such a file every request must be signed by one of
+//! lines ignored). The file must not be readable by its group or others
+//! (mode 0600 or stricter). With such a file every request must be signed by one of
 //! these keys; without one, requests are accepted signed or not.
 
 use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::ServerError;
@@ -20,7 +23,23 @@ use ec2_wire::sigv4::{self, Authentication, HttpParts};
 pub type Credentials = HashMap<String, String>;
 
 pub fn parse_credentials(path: &Path) -> Result<Credentials, ServerError> {
-    let text = std::fs::read_to_string(path).map_err(ServerError::io(path.display()))?;
+    let mut file = std::fs::File::open(path).map_err(ServerError::io(path.display()))?;
+    // The secrets are as good as the file's protection: refuse one that
+    // others can read (checked on the opened file, not the path again).
+    let mode = file
+        .metadata()
+        .map_err(ServerError::io(path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o044 != 0 {
+        return Err(ServerError::CredentialsExposed {
+            path: path.display().to_string(),
+            mode: mode & 0o7777,
+        });
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(ServerError::io(path.display()))?;
     let bad = |line: usize, reason: &str| ServerError::Credentials {
         path: path.display().to_string(),
         line,

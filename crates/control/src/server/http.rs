@@ -1,5 +1,6 @@
 //! HTTP/1.1 for the EC2 Query API: just what botocore, the aws CLI and curl
-//! send. Requests are read with httparse into a bounded buffer; bodies need
+//! send. Requests are read with the shared `flint_http` parser (strict
+//! UTF-8 headers, bounded heads); bodies need
 //! a Content-Length (no chunked uploads) of at most 1 MiB; keep-alive and
 //! pipelining work; a connection idle for [`IDLE_TIMEOUT`] or slower than
 //! [`REQUEST_TIMEOUT`] to send one request is closed. POST form bodies and
@@ -7,7 +8,7 @@
 //! Every failure is an EC2 error document with a 4xx status.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
@@ -16,12 +17,16 @@ use std::time::{Duration, Instant};
 use super::super::api::Call;
 use super::Shared;
 use super::auth::authenticate;
-use super::reply::{Reply, XML, reason};
+use super::reply::{Reply, XML};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::form::{self, MAX_BODY_BYTES};
 use ec2_wire::ids::new_request_id;
 use ec2_wire::request::Ec2Request;
 use ec2_wire::sigv4::HttpParts;
+use flint_http::{
+    BlockingReader, BodyPolicy, Config, ConnectionHeader, Event, HttpError, Limits, Request,
+    Response, Style,
+};
 
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
@@ -81,20 +86,28 @@ impl Write for Stream {
     }
 }
 
+const STYLE: Style = Style {
+    server: Some("flint"),
+    connection: ConnectionHeader::Always,
+};
+
+fn config() -> Config {
+    Config {
+        limits: Limits {
+            max_head: MAX_HEADER_BYTES,
+            max_headers: MAX_HEADERS,
+            max_body: MAX_BODY_BYTES,
+        },
+        body: BodyPolicy::Keep,
+        strict_utf8: true,
+    }
+}
+
 fn write_reply(stream: &mut Stream, reply: &Reply) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
-         x-amzn-RequestId: {}\r\nServer: flint\r\nConnection: {}\r\n\r\n",
-        reply.status,
-        reason(reply.status),
-        reply.content_type,
-        reply.body.len(),
-        reply.request_id,
-        if reply.close { "close" } else { "keep-alive" }
-    );
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&reply.body);
-    stream.write_all(&out)?;
+    let mut response = Response::new(reply.status, reply.content_type, reply.body.clone())
+        .with_header("x-amzn-RequestId", reply.request_id.clone());
+    response.close = reply.close;
+    stream.write_all(&response.encode(&STYLE))?;
     stream.flush()
 }
 
@@ -105,28 +118,38 @@ pub fn refuse_busy(mut stream: Stream) {
     let _ = write_reply(&mut stream, &reply);
 }
 
-enum Head {
-    /// Bytes of the head, and the parsed parts we need.
-    Complete(usize),
-    Partial,
-}
-
-fn parse_head(buf: &[u8]) -> Result<Head, Ec2Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Ok(Head::Complete(n)),
-        Ok(httparse::Status::Partial) => Ok(Head::Partial),
-        Err(httparse::Error::TooManyHeaders) => Err(Ec2Error::new(
+/// The EC2 error for a request the HTTP layer refuses.
+pub(super) fn http_error(e: &HttpError) -> Ec2Error {
+    match e {
+        HttpError::HeadTooLarge => Ec2Error::new(
+            "RequestHeaderSectionTooLarge",
+            431,
+            format!("The request head is larger than {MAX_HEADER_BYTES} bytes"),
+        ),
+        HttpError::TooManyHeaders => Ec2Error::new(
             "RequestHeaderSectionTooLarge",
             431,
             format!("More than {MAX_HEADERS} headers"),
-        )),
-        Err(e) => Err(Ec2Error::new(
+        ),
+        HttpError::TransferEncoding => Ec2Error::new(
+            "MissingContentLength",
+            411,
+            "Chunked request bodies are not supported; send Content-Length",
+        ),
+        HttpError::BodyTooLarge => Ec2Error::request_entity_too_large(MAX_BODY_BYTES),
+        HttpError::BadContentLength => {
+            Ec2Error::new("MalformedHTTPRequest", 400, "Invalid Content-Length")
+        }
+        HttpError::NotUtf8(name) => Ec2Error::new(
             "MalformedHTTPRequest",
             400,
-            format!("Malformed HTTP request: {e}"),
-        )),
+            format!("Header {name} is not UTF-8"),
+        ),
+        HttpError::Malformed(reason) => Ec2Error::new(
+            "MalformedHTTPRequest",
+            400,
+            format!("Malformed HTTP request: {reason}"),
+        ),
     }
 }
 
@@ -134,12 +157,13 @@ pub fn serve_connection(shared: &Shared, mut stream: Stream) {
     if stream.set_timeouts(TICK).is_err() {
         return;
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let tcp = matches!(stream, Stream::Tcp(_));
+    let mut reader = BlockingReader::new(config(), 16 * 1024);
     loop {
-        let reply = match read_and_handle(shared, &mut stream, &mut buf) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => return,
-            Err(reply) => reply,
+        let reply = match read_request(shared, &mut stream, &mut reader) {
+            Some(Ok(request)) => handle_request(shared, request, tcp),
+            Some(Err(e)) => Reply::error(&http_error(&e), new_request_id(), true),
+            None => return,
         };
         if write_reply(&mut stream, &reply).is_err() {
             return;
@@ -176,170 +200,122 @@ fn linger(stream: &mut Stream) {
     }
 }
 
-/// Fills `buf` from the stream; Ok(false) on EOF or timeout/shutdown.
-fn fill(
+/// The next request off the connection: None when the connection is done
+/// (EOF, idle for [`IDLE_TIMEOUT`], a request slower than
+/// [`REQUEST_TIMEOUT`], shutdown), `Some(Err)` for a refused request
+/// (answered, then the connection closes). Reads wake every [`TICK`].
+fn read_request(
     shared: &Shared,
     stream: &mut Stream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<bool, ()> {
-    let mut chunk = [0u8; 16 * 1024];
+    reader: &mut BlockingReader,
+) -> Option<Result<Request, HttpError>> {
+    let started = Instant::now();
+    let keep_waiting = |mid_request: bool| {
+        let limit = if mid_request {
+            REQUEST_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
+        };
+        !shared.shutting_down.load(Ordering::SeqCst) && started.elapsed() < limit
+    };
     loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(true);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if shared.shutting_down.load(Ordering::SeqCst) || Instant::now() >= deadline {
-                    return Ok(false);
+        match reader.next_event(stream, keep_waiting) {
+            Ok(Event::Request(request)) => return Some(Ok(request)),
+            Ok(Event::Error(e)) => return Some(Err(e)),
+            Ok(Event::Continue) => {
+                if stream.write_all(flint_http::CONTINUE).is_err() {
+                    return None;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Err(()),
+            Ok(Event::Closed | Event::Truncated) | Err(_) => return None,
         }
     }
 }
 
-/// One request off the connection: Ok(None) when the connection is done
-/// (EOF, idle, shutdown), Err(reply) for a reply after which it closes.
-fn read_and_handle(
-    shared: &Shared,
-    stream: &mut Stream,
-    buf: &mut Vec<u8>,
-) -> Result<Option<Reply>, Reply> {
-    let started = Instant::now();
-    let fatal = |e: Ec2Error| Reply::error(&e, new_request_id(), true);
-    // The head.
-    let head_len = loop {
-        match parse_head(buf).map_err(fatal)? {
-            Head::Complete(n) => break n,
-            Head::Partial if buf.len() > MAX_HEADER_BYTES => {
-                return Err(fatal(Ec2Error::new(
-                    "RequestHeaderSectionTooLarge",
-                    431,
-                    format!("The request head is larger than {MAX_HEADER_BYTES} bytes"),
-                )));
-            }
-            Head::Partial => {}
-        }
-        let deadline = if buf.is_empty() {
-            started + IDLE_TIMEOUT
-        } else {
-            started + REQUEST_TIMEOUT
-        };
-        match fill(shared, stream, buf, deadline) {
-            Ok(true) => {}
-            _ => return Ok(None),
-        }
-    };
-    if head_len > MAX_HEADER_BYTES {
-        return Err(fatal(Ec2Error::new(
-            "RequestHeaderSectionTooLarge",
-            431,
-            format!("The request head is larger than {MAX_HEADER_BYTES} bytes"),
-        )));
-    }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    // Parsed before, so this succeeds again; re-parsed so that the parts
-    // can borrow from `buf` once the body is in.
-    if req.parse(&buf[..head_len]).is_err() {
-        return Err(fatal(Ec2Error::new(
-            "MalformedHTTPRequest",
-            400,
-            "Malformed HTTP request",
-        )));
-    }
-    let method = req.method.unwrap_or("").to_string();
-    let target = req.path.unwrap_or("/").to_string();
-    let version = req.version.unwrap_or(1);
-    let mut owned_headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let value = std::str::from_utf8(h.value).map_err(|_| {
-            fatal(Ec2Error::new(
-                "MalformedHTTPRequest",
-                400,
-                format!("Header {} is not UTF-8", h.name),
-            ))
-        })?;
-        owned_headers.push((h.name.to_string(), value.to_string()));
-    }
-    let header = |name: &str| {
-        owned_headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    };
-    if header("transfer-encoding").is_some() {
-        return Err(fatal(Ec2Error::new(
-            "MissingContentLength",
-            411,
-            "Chunked request bodies are not supported; send Content-Length",
-        )));
-    }
-    let content_length = match header("content-length") {
-        None => 0,
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            fatal(Ec2Error::new(
-                "MalformedHTTPRequest",
-                400,
-                "Invalid Content-Length",
-            ))
-        })?,
-    };
-    if content_length > MAX_BODY_BYTES {
-        return Err(fatal(Ec2Error::request_entity_too_large(MAX_BODY_BYTES)));
-    }
-    let mut close = match header("connection") {
-        Some(v) if v.eq_ignore_ascii_case("close") => true,
-        Some(v) if v.eq_ignore_ascii_case("keep-alive") => false,
-        _ => version == 0,
-    };
-    if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        && buf.len() < head_len + content_length
-    {
-        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-    }
-    while buf.len() < head_len + content_length {
-        match fill(shared, stream, buf, started + REQUEST_TIMEOUT) {
-            Ok(true) => {}
-            _ => return Ok(None),
-        }
-    }
-    let body: Vec<u8> = buf[head_len..head_len + content_length].to_vec();
-    buf.drain(..head_len + content_length);
-    if shared.shutting_down.load(Ordering::SeqCst) {
-        close = true;
-    }
+/// One request's reply: the DNS rebinding check, the metrics paths, then
+/// the EC2 Query API.
+fn handle_request(shared: &Shared, request: Request, tcp: bool) -> Reply {
+    let close = !request.keep_alive || shared.shutting_down.load(Ordering::SeqCst);
     let request_id = new_request_id();
+    if tcp
+        && let Some(listen) = shared.listen
+        && !host_allowed(request.header("host"), listen, request.minor_version)
+    {
+        let e = Ec2Error::new(
+            "InvalidHostHeader",
+            400,
+            "The Host header must name this endpoint (localhost, 127.0.0.1, [::1] \
+             or the listen address)",
+        );
+        return Reply::error(&e, request_id, close);
+    }
     let parts = HttpParts {
-        method: &method,
-        target: &target,
-        headers: owned_headers
+        method: &request.method,
+        target: &request.target,
+        headers: request
+            .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect(),
-        body: &body,
+        body: &request.body,
     };
-    if method == "GET"
-        && let Some(reply) = super::metrics::reply(shared, &target, &request_id, close)
-    {
-        return Ok(Some(reply));
-    }
-    let outcome = catch_unwind(AssertUnwindSafe(|| handle(shared, &parts, &request_id)))
-        .unwrap_or_else(|_| Err(Ec2Error::internal_error("the request handler failed")));
-    Ok(Some(match outcome {
-        Ok(xml) => Reply {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if request.method == "GET" && super::metrics::is_metrics(&request.target) {
+            // The metrics are no more public than the API.
+            authenticate(&parts, shared.credentials.as_ref())?;
+        }
+        if request.method == "GET"
+            && let Some(reply) = super::metrics::reply(shared, &request.target, &request_id, close)
+        {
+            return Ok(reply);
+        }
+        handle(shared, &parts, &request_id).map(|xml| Reply {
             status: 200,
             body: xml,
             content_type: XML,
-            request_id,
+            request_id: request_id.clone(),
             close,
-        },
-        Err(e) => Reply::error(&e, request_id, close),
+        })
     }))
+    .unwrap_or_else(|_| Err(Ec2Error::internal_error("the request handler failed")));
+    outcome.unwrap_or_else(|e| Reply::error(&e, request_id.clone(), close))
+}
+
+/// Whether a TCP request's Host names this daemon: the listen address, or
+/// localhost / 127.0.0.1 / [::1], each with a port or none. A
+/// browser tricked by DNS rebinding sends the attacker's name and is
+/// refused. Only HTTP/1.0 may leave Host out.
+pub fn host_allowed(host: Option<&str>, listen: SocketAddr, minor_version: u8) -> bool {
+    let Some(host) = host else {
+        return minor_version == 0;
+    };
+    let host = host.to_ascii_lowercase();
+    let (name, port) = if host.starts_with('[') {
+        match host.split_once(']') {
+            Some((inner, "")) => (format!("{inner}]"), None),
+            Some((inner, tail)) => match tail.strip_prefix(':') {
+                Some(port) => (format!("{inner}]"), Some(port)),
+                None => return false,
+            },
+            None => return false,
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name.to_string(), Some(port)),
+            None => (host.clone(), None),
+        }
+    };
+    // Any port: the client may reach the daemon through a port forward or
+    // a relay (the e2e tests do), and the name is what DNS rebinding
+    // cannot fake.
+    if port.is_some_and(|p| p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return false;
+    }
+    let listen_name = match listen.ip() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    name == listen_name || matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// Authenticates, parses and dispatches one request.

@@ -1,5 +1,6 @@
 //! The daemon's non-EC2 paths: `GET /metrics` (Prometheus text) and
 //! `GET /metrics/volumes` (JSON), answered from api/volumes/metrics.rs.
+//! With `--credentials` they need a SigV4 signature like the API.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -10,6 +11,12 @@ use ec2_wire::form;
 
 /// The Prometheus text exposition format of `GET /metrics`.
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether `target` is one of the metrics paths (any query).
+pub fn is_metrics(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    matches!(path, "/metrics" | "/metrics/volumes")
+}
 
 /// `GET /metrics` (Prometheus text) and `GET /metrics/volumes` (JSON),
 /// outside the EC2 protocol (api/volumes/metrics.rs); None for any other

@@ -48,13 +48,19 @@ pub struct ServeArgs {
     #[arg(long, default_value = "/run/flint/flint.sock")]
     pub socket: PathBuf,
     /// Also listen on this loopback TCP address (for boto3 / the aws CLI).
+    /// Needs --credentials, or --insecure-no-auth to serve it unsigned.
     #[arg(long, value_name = "127.0.0.1:PORT")]
     pub listen: Option<SocketAddr>,
     /// Verify SigV4 on every request against these keys: one
-    /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` pair per line, `#` comments.
-    /// Without it, signed and unsigned requests are all accepted.
+    /// `ACCESS_KEY_ID SECRET_ACCESS_KEY` pair per line, `#` comments; the
+    /// file must not be readable by group or others. Without it, signed
+    /// and unsigned requests are all accepted.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// Allow --listen without --credentials: any local user (and any local
+    /// process) can then drive the API over TCP.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// The region this host reports.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -117,6 +123,16 @@ pub enum ServerError {
     },
     #[error("--listen {0}: only loopback addresses are allowed (the API has no TLS)")]
     NotLoopback(SocketAddr),
+    #[error(
+        "--listen {0} without --credentials would let every local user drive the API \
+         unauthenticated; give --credentials FILE, or --insecure-no-auth to accept that"
+    )]
+    ListenWithoutAuth(SocketAddr),
+    #[error(
+        "credentials file {path} is readable by its group or others (mode {mode:04o}); \
+         chmod 600 it"
+    )]
+    CredentialsExposed { path: String, mode: u32 },
     #[error("{0}: another daemon is answering on this socket")]
     SocketInUse(PathBuf),
     #[error("{0}: exists and is not a socket; refusing to replace it")]
@@ -145,6 +161,9 @@ pub struct Shared {
     pub ctx: Context,
     pub registry: Registry,
     pub credentials: Option<Credentials>,
+    /// The bound TCP address: requests on it must name it (or localhost)
+    /// in Host.
+    pub listen: Option<SocketAddr>,
     pub shutting_down: AtomicBool,
     pub active: AtomicUsize,
 }
@@ -167,10 +186,13 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         Some(path) => Some(parse_credentials(path)?),
         None => None,
     };
-    if let Some(addr) = args.listen
-        && !addr.ip().is_loopback()
-    {
-        return Err(ServerError::NotLoopback(addr));
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::NotLoopback(addr));
+        }
+        if credentials.is_none() && !args.insecure_no_auth {
+            return Err(ServerError::ListenWithoutAuth(addr));
+        }
     }
     let config = Config {
         region: args.region.clone(),
@@ -206,6 +228,7 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         ctx,
         registry: Registry::standard(),
         credentials,
+        listen: tcp.as_ref().and_then(|l| l.local_addr().ok()),
         shutting_down: AtomicBool::new(false),
         active: AtomicUsize::new(0),
     });

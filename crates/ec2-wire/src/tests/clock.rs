@@ -46,6 +46,10 @@ fn amz_date_round_trip_and_rejects() {
         "20150830T126000Z",
         "2015083+T123600Z",
         "２015830T123600Z",
+        // 16 bytes, 'T' and 'Z' in place, a two-byte character across the
+        // year's end: once a panic (a &str sliced inside a character).
+        "201é830T123600Z",
+        "20150830T1é360Z",
     ] {
         assert_eq!(parse_amz_date(bad), None, "{bad:?}");
     }

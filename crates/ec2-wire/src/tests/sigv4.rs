@@ -327,6 +327,15 @@ fn date_header_problems() {
         verify(&bad_date, &credentials(), SIGNED_AT),
         Err(SigV4Error::MissingDate)
     );
+    // A non-ASCII date of the right byte length is refused, not a panic.
+    for date in ["201é830T123600Z", "20150830T1é360Z"] {
+        let mut odd_date = ec2_request(EC2_AUTHORIZATION, EC2_BODY);
+        odd_date.headers[2].1 = date;
+        assert_eq!(
+            verify(&odd_date, &credentials(), SIGNED_AT),
+            Err(SigV4Error::MissingDate)
+        );
+    }
     let mut two_auth = ec2_request(EC2_AUTHORIZATION, EC2_BODY);
     two_auth.headers.push(("authorization", EC2_AUTHORIZATION));
     assert!(matches!(

@@ -63,9 +63,9 @@ fn error(status: u16, message: impl std::fmt::Display) -> Reply {
 /// Answers a request under /vm/disks.
 pub(super) fn route(request: &Request, shared: &ApiShared) -> Reply {
     let (path, query) = request
-        .path
+        .target
         .split_once('?')
-        .unwrap_or((request.path.as_str(), ""));
+        .unwrap_or((request.target.as_str(), ""));
     let Some(table) = shared.disk_table() else {
         return error(404, "this VM has no disks table");
     };

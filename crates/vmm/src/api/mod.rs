@@ -22,6 +22,7 @@ mod http;
 pub use disks::DiskCommand;
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -234,26 +235,28 @@ pub fn serve_on(
 fn serve(mut stream: UnixStream, shared: &ApiShared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::new();
+    let mut reader = http::reader();
     loop {
-        let request = match http::read_request(&mut stream, &mut buf) {
-            Ok(http::ReadOutcome::Request(r)) => r,
-            Ok(http::ReadOutcome::Bad(reason)) => {
-                let body = to_json(&ErrorReply::new(reason));
-                let _ = http::write_response(&mut stream, 400, &[("Connection", "close")], &body);
+        let request = match reader.next_event(&mut stream, |_| false) {
+            Ok(http::Event::Request(r)) => r,
+            Ok(http::Event::Continue) => {
+                if stream.write_all(flint_http::CONTINUE).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(http::Event::Error(e)) => {
+                let body = to_json(&ErrorReply::new(e.to_string()));
+                let _ = http::write_response(&mut stream, e.status(), JSON, None, &body, true);
                 return;
             }
-            Ok(http::ReadOutcome::Closed) | Err(_) => return,
+            Ok(http::Event::Closed | http::Event::Truncated) | Err(_) => return,
         };
         let ((status, allow, body), content_type) = respond(&request, shared);
-        let mut headers = vec![("Content-Type", content_type)];
-        if let Some(allow) = allow {
-            headers.push(("Allow", allow));
-        }
-        if request.close {
-            headers.push(("Connection", "close"));
-        }
-        if http::write_response(&mut stream, status, &headers, &body).is_err() || request.close {
+        let close = !request.keep_alive;
+        if http::write_response(&mut stream, status, content_type, allow, &body, close).is_err()
+            || close
+        {
             return;
         }
     }
@@ -261,7 +264,7 @@ fn serve(mut stream: UnixStream, shared: &ApiShared) {
 
 /// The reply and its content type: JSON but for the Prometheus text.
 fn respond(request: &http::Request, shared: &ApiShared) -> (Reply, &'static str) {
-    let path = request.path.split('?').next().unwrap_or("");
+    let path = request.target.split('?').next().unwrap_or("");
     if path == socket::METRICS {
         let reply = disk_metrics::route(request, shared.disk_table().as_deref());
         // A refusal (405) is JSON like every other.
@@ -276,7 +279,7 @@ fn respond(request: &http::Request, shared: &ApiShared) -> (Reply, &'static str)
 }
 
 fn route(request: &http::Request, shared: &ApiShared) -> Reply {
-    let path = request.path.split('?').next().unwrap_or("");
+    let path = request.target.split('?').next().unwrap_or("");
     if path == socket::DISKS || path.starts_with(&format!("{}/", socket::DISKS)) {
         return disks::route(request, shared);
     }

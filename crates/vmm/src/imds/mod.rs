@@ -10,7 +10,7 @@
 //!   instance's HttpPutResponseHopLimit, default 1, so that a token cannot be
 //!   fetched from beyond the instance, e.g. from a container behind a NAT);
 //! - close the connection after a response with `close` set, and after
-//!   answering a parse error with `err.to_response()`.
+//!   answering a parse error with `http::error_response(&err)`.
 
 pub mod http;
 pub mod tokens;

@@ -268,7 +268,7 @@ impl ImdsStack {
                     .collect::<Vec<Response>>()
             }
             Err(e) => {
-                let mut resp = e.to_response();
+                let mut resp = crate::imds::http::error_response(&e);
                 resp.close = true;
                 vec![resp]
             }

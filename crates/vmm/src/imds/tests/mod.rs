@@ -31,6 +31,7 @@ pub fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Request 
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
         keep_alive: true,
+        body: Vec::new(),
     }
 }
 

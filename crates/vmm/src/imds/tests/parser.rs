@@ -1,7 +1,9 @@
 //! The incremental HTTP parser: pipelining, keep-alive, bodies, limits,
 //! garbage.
 
-use crate::imds::http::{HttpConnection, HttpError, MAX_BODY, MAX_HEAD, Request, Response};
+use crate::imds::http::{
+    HttpConnection, HttpError, MAX_BODY, MAX_HEAD, Request, Response, error_response,
+};
 
 fn feed_all(bytes: &[u8]) -> Result<Vec<Request>, HttpError> {
     HttpConnection::new().feed(bytes)
@@ -185,7 +187,7 @@ fn imds_parser_turns_garbage_into_400_and_then_ignores_the_connection() {
             "{garbage:?}: {error:?}"
         );
         assert_eq!(error.status(), 400);
-        let response = error.to_response();
+        let response = error_response(&error);
         assert!(response.close);
         assert_eq!(
             String::from_utf8(response.to_bytes()).unwrap(),
@@ -258,7 +260,7 @@ fn imds_mutated_input_never_panics() {
                     }
                 }
                 Err(error) => {
-                    assert!(error.to_response().close);
+                    assert!(error_response(&error).close);
                     break;
                 }
             }
