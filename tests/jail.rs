@@ -257,7 +257,10 @@ fn a_jailed_vmm_runs_with_no_privileges_in_its_own_root() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["console.log", "console.log.1", "halt.elf", "vol.raw"]);
+    assert_eq!(
+        files,
+        ["console.log", "console.log.1", "halt.elf", "vol.raw"]
+    );
     // Namespaces of its own.
     for ns in ["mnt", "pid", "ipc", "uts"] {
         let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
