@@ -55,7 +55,6 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
         .disk("ami", &image)
         .env("FLINT_AMI_NAME", ami)
         .env("FLINT_SERVE_INHOST", in_host(ami))
-        .env("FLINT_SERVE_SECOND", "1")
         .forward(port, GUEST_PORT)
         .timeout(3600);
     let mut running = scenario.spawn(suffix);
@@ -226,12 +225,17 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "serve-restarted",
         "readopted",
         "describe-after-restart",
+        "vmm-jailed-after-readoption",
         "stop-after-restart",
         "terminate",
         "terminated",
         "root-volume-deleted",
         "tap-removed",
         "run-second-instance",
+        "vmm-jailed",
+        "second-vmm-jailed",
+        "jail-uids-differ",
+        "second-instance-stopped-early",
         "volume-attached-to-second-instance",
         "volume-read-on-second-instance",
         "volume-detached-from-second-instance",

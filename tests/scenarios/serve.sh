@@ -5,8 +5,9 @@
 # user-data script, SSH, EC2's identity seen by the guest, EBS volumes
 # (hot-attach, write, detach, snapshot, force-detach), data on the root
 # volume surviving stop/start, SIGKILL of the daemon while the VM runs
-# (re-adoption), terminate. With FLINT_SERVE_SECOND=1 (the default), a
-# second instance reads the volume the first one wrote. With
+# (re-adoption), terminate; a second instance reads the volume the first
+# one wrote; both VMMs are jailed (uid, capabilities, no_new_privs,
+# seccomp, root, cgroup). With
 # FLINT_SERVE_INHOST=0 only the clients outside run (their boto3 instance
 # covers boot, DHCP + IMDS, user data, EC2's identity, volumes at every
 # phase, reboot, stop/start): each Debian 13 boot costs many minutes here.
@@ -128,6 +129,40 @@ if [ "${FLINT_SERVE_INHOST:-1}" != 1 ]; then
     finish
 fi
 
+# jail_check ID: the instance's jailed VMM (the process that is pid 1 of
+# its own PID namespace; the relay the daemon tracks is its parent): every
+# thread runs as one non-root uid with no capabilities, no_new_privs and a
+# seccomp filter; its root holds only the VM's files; its cgroup has
+# limits. Sets JAIL_UID. Prints why on failure.
+jail_check() {
+    local id=$1 d p vmm="" t why="" top
+    JAIL_UID=""
+    for d in /proc/[0-9]*; do
+        tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q "instances/$id/vm.json" || continue
+        p=${d#/proc/}
+        [ "$(awk '/^NSpid:/ { print NF == 3 && $3 == 1 }' "$d/status" 2>/dev/null)" = 1 ] && vmm=$p
+    done
+    [ -n "$vmm" ] || { echo "no jailed VMM process for $id"; return 1; }
+    for t in /proc/"$vmm"/task/*; do
+        why=$(awk -v t="${t##*/}" '
+            /^Uid:|^Gid:/ { if ($2 == 0 || $2 != $3 || $2 != $4 || $2 != $5) print t ": " $0 }
+            /^Cap(Inh|Prm|Eff|Bnd|Amb):/ { if ($2 != "0000000000000000") print t ": " $0 }
+            /^NoNewPrivs:/ { if ($2 != 1) print t ": " $0 }
+            /^Seccomp:/ { if ($2 != 2) print t ": " $0 }' "$t/status")
+        [ -z "$why" ] || { echo "$why" | tr '\n' ' '; return 1; }
+    done
+    JAIL_UID=$(awk '/^Uid:/ { print $2 }' "/proc/$vmm/status")
+    # Only the data dir's top and the firmware's (/usr/share/seabios).
+    top=$(ls "/proc/$vmm/root" | tr '\n' ' ')
+    case " $top" in *" etc "*|*" bin "*|*" dev "*|*" proc "*|*" root "*) echo "jail root has: $top"; return 1 ;; esac
+    [ -e "/proc/$vmm/root/etc/shadow" ] && { echo "jail root has /etc/shadow"; return 1; }
+    grep -q "flint.slice/$id" "/proc/$vmm/cgroup" || { echo "cgroup: $(cat "/proc/$vmm/cgroup")"; return 1; }
+    for f in memory.max cpu.max pids.max; do
+        case $(cat "/sys/fs/cgroup/flint.slice/$id/$f" 2>/dev/null) in max*|"") echo "$f unlimited"; return 1 ;; esac
+    done
+    return 0
+}
+
 cat >"$FLINT_WORK/user-data" <<'UD'
 #!/bin/sh
 echo "FLINT-SERVE user-data ran on $(hostname)" >/dev/console
@@ -146,6 +181,21 @@ hostname=ip-$(echo "$ip" | tr . -)
     result run-instances fail "$(cat "$FLINT_WORK/run.xml")"
 vol=$(first volumeId <"$FLINT_WORK/run.xml")
 wait_state "$id" running 120 && result running pass || result running fail
+# A second instance, started now to show two jails side by side and then
+# stopped at once (it boots later, while the first one is stopped: guests
+# boot one at a time here).
+ec2 RunInstances $(p "ImageId=$image") -d MinCount=1 -d MaxCount=1 -d InstanceType=t2.micro -d KeyName=e2e \
+    -d ClientToken=serve-e2e-2 >"$FLINT_WORK/run2.xml"
+id2=$(first instanceId <"$FLINT_WORK/run2.xml")
+ip2=$(first privateIpAddress <"$FLINT_WORK/run2.xml")
+[ -n "$id2" ] && [ "$ip2" != "$ip" ] && result run-second-instance pass "id=$id2 ip=$ip2" ||
+    result run-second-instance fail "$(cat "$FLINT_WORK/run2.xml")"
+wait_state "$id2" running 120 || true
+out=$(jail_check "$id") && uid1=$JAIL_UID && result vmm-jailed pass "uid=$uid1" || result vmm-jailed fail "$out"
+out=$(jail_check "$id2") && uid2=$JAIL_UID && result second-vmm-jailed pass "uid=$uid2" || result second-vmm-jailed fail "$out"
+[ -n "${uid1:-}" ] && [ "${uid1:-}" != "${uid2:-}" ] && result jail-uids-differ pass || result jail-uids-differ fail "uids=${uid1:-} ${uid2:-}"
+ec2 StopInstances -d "InstanceId.1=$id2" -d Force=true >/dev/null
+wait_state "$id2" stopped 120 && result second-instance-stopped-early pass || result second-instance-stopped-early fail
 console=$data/instances/$id/console.log
 ( tail -f -n +1 "$console" 2>/dev/null | awk '{ print "[vm] " $0; fflush() }' ) &
 streamer=$!
@@ -214,34 +264,27 @@ wait_for volume available 120 vol_status "$ebs2" && result volume-force-detached
 ec2 StopInstances -d "InstanceId.1=$id" | grep -q '<name>stopping</name>' && result stop pass || result stop fail
 wait_state "$id" stopped 420 && result stopped pass || result stopped fail
 [ -f "$data/volumes/$vol.raw" ] && result volume-kept pass || result volume-kept fail
-# A second instance, started while the first one is stopped: the volume
+# The second instance, started while the first one is stopped: the volume
 # the first one wrote and detached has its data there.
-if [ "${FLINT_SERVE_SECOND:-1}" = 1 ]; then
-    ec2 RunInstances $(p "ImageId=$image") -d MinCount=1 -d MaxCount=1 -d InstanceType=t2.micro -d KeyName=e2e \
-        -d ClientToken=serve-e2e-2 >"$FLINT_WORK/run2.xml"
-    id2=$(first instanceId <"$FLINT_WORK/run2.xml")
-    ip2=$(first privateIpAddress <"$FLINT_WORK/run2.xml")
-    [ -n "$id2" ] && [ "$ip2" != "$ip" ] && result run-second-instance pass "id=$id2 ip=$ip2" ||
-        result run-second-instance fail "$(cat "$FLINT_WORK/run2.xml")"
-    ip_first=$ip
-    ip=$ip2
-    if wait_state "$id2" running 300 && ssh_retry true >/dev/null 2>&1; then
-        ec2 AttachVolume -d "VolumeId=$ebs1" -d "InstanceId=$id2" -d Device=/dev/sdf >/dev/null
-        wait_for attachment attached 120 att_status "$ebs1" && result volume-attached-to-second-instance pass ||
-            result volume-attached-to-second-instance fail
-        out=$(in_guest_disk "$ebs1" 'mkdir -p /mnt/v && mount -o ro $dev /mnt/v && cat /mnt/v/f && umount /mnt/v' 2>&1)
-        case $out in *flint-ebs-data*) result volume-read-on-second-instance pass ;;
-        *) result volume-read-on-second-instance fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
-        ec2 DetachVolume -d "VolumeId=$ebs1" >/dev/null
-        wait_for volume available 180 vol_status "$ebs1" && result volume-detached-from-second-instance pass ||
-            result volume-detached-from-second-instance fail
-    else
-        result second-instance-reachable fail
-    fi
-    ip=$ip_first
-    ec2 TerminateInstances -d "InstanceId.1=$id2" >/dev/null
-    wait_state "$id2" terminated 120 && result second-instance-terminated pass || result second-instance-terminated fail
+ec2 StartInstances -d "InstanceId.1=$id2" >/dev/null
+ip_first=$ip
+ip=$ip2
+if wait_state "$id2" running 300 && ssh_retry true >/dev/null 2>&1; then
+    ec2 AttachVolume -d "VolumeId=$ebs1" -d "InstanceId=$id2" -d Device=/dev/sdf >/dev/null
+    wait_for attachment attached 120 att_status "$ebs1" && result volume-attached-to-second-instance pass ||
+        result volume-attached-to-second-instance fail
+    out=$(in_guest_disk "$ebs1" 'mkdir -p /mnt/v && mount -o ro $dev /mnt/v && cat /mnt/v/f && umount /mnt/v' 2>&1)
+    case $out in *flint-ebs-data*) result volume-read-on-second-instance pass ;;
+    *) result volume-read-on-second-instance fail "$(echo "$out" | tail -n 3 | tr '\n' ' ')" ;; esac
+    ec2 DetachVolume -d "VolumeId=$ebs1" >/dev/null
+    wait_for volume available 180 vol_status "$ebs1" && result volume-detached-from-second-instance pass ||
+        result volume-detached-from-second-instance fail
+else
+    result second-instance-reachable fail
 fi
+ip=$ip_first
+ec2 TerminateInstances -d "InstanceId.1=$id2" >/dev/null
+wait_state "$id2" terminated 120 && result second-instance-terminated pass || result second-instance-terminated fail
 ec2 DeleteVolume -d "VolumeId=$ebs1" >/dev/null
 [ "$(cat "$FLINT_WORK/status")" = 200 ] && result volume-deleted pass || result volume-deleted fail "$(cat "$FLINT_WORK/reply.xml")"
 ec2 StartInstances -d "InstanceId.1=$id" >/dev/null
@@ -262,6 +305,8 @@ wait_api && result serve-restarted pass || result serve-restarted fail
 grep -q 're-adopted 1 running' "$FLINT_WORK/serve2.console" && result readopted pass ||
     result readopted fail "$(tr '\n' ' ' <"$FLINT_WORK/serve2.console" | cut -c1-300)"
 [ "$(state_of "$id")" = running ] && result describe-after-restart pass || result describe-after-restart fail
+out=$(jail_check "$id") && result vmm-jailed-after-readoption pass "uid=$JAIL_UID" ||
+    result vmm-jailed-after-readoption fail "$out"
 ec2 StopInstances -d "InstanceId.1=$id" -d Force=false >/dev/null
 wait_state "$id" stopped 420 && result stop-after-restart pass || result stop-after-restart fail
 
