@@ -67,7 +67,10 @@ pub fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve(args) => server::run(&args),
+        Command::Serve(mut args) => {
+            args.log_json = cli.log_format == LogFormat::Json;
+            server::run(&args)
+        }
         Command::Ec2(argv) => match argv.split_first() {
             // Flint's own verb beside the EC2 ones.
             Some((verb, rest)) if verb == metrics::VERB => metrics::run(rest),

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// (default: this binary's `vmm`); tests put a stand-in here.
     #[arg(long, value_name = "COMMAND")]
     pub vmm_command: Option<String>,
+    /// Set from the global `--log-format json`: the VMMs the daemon starts
+    /// log as JSON too (one format in the whole host's logs).
+    #[arg(skip)]
+    pub log_json: bool,
     /// Run the VMMs unjailed: as root, in the host's namespaces, without
     /// a cgroup (hosts without cgroup v2, debugging).
     #[arg(long)]
@@ -178,6 +182,25 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     }
 }
 
+/// The VMM command: `--vmm-command` as given, else this binary's `vmm`
+/// (with `--log-format json` when the daemon logs JSON).
+fn vmm_command(args: &ServeArgs) -> Option<Vec<String>> {
+    match args.vmm_command.as_deref() {
+        Some(command) => Some(command.split_whitespace().map(str::to_string).collect())
+            .filter(|c: &Vec<String>| !c.is_empty()),
+        None if args.log_json => {
+            let exe = std::env::current_exe().ok()?;
+            Some(vec![
+                exe.to_string_lossy().into_owned(),
+                "--log-format".into(),
+                "json".into(),
+                "vmm".into(),
+            ])
+        }
+        None => None,
+    }
+}
+
 fn serve(args: &ServeArgs) -> Result<(), ServerError> {
     // Before anything is created: nothing the daemon makes is readable by
     // other local users (see `crate::private`).
@@ -203,11 +226,7 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         nat: args.nat,
         stop_timeout_s: args.stop_timeout,
         terminate_timeout_s: args.terminate_timeout,
-        vmm_command: args
-            .vmm_command
-            .as_deref()
-            .map(|c| c.split_whitespace().map(str::to_string).collect())
-            .filter(|c: &Vec<String>| !c.is_empty()),
+        vmm_command: vmm_command(args),
         jail: (!args.no_jail).then(|| crate::supervisor::jail::JailSettings {
             uids: args.jail_uids,
             ..Default::default()

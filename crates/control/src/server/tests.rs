@@ -132,3 +132,25 @@ fn http_errors_become_ec2_errors() {
         assert_eq!(ec2.status, error.status());
     }
 }
+
+#[test]
+fn vmms_log_json_when_the_daemon_does() {
+    #[derive(clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        serve: super::ServeArgs,
+    }
+    let parse = |argv: &[&str]| <Cmd as clap::Parser>::parse_from(argv).serve;
+    let mut args = parse(&["serve"]);
+    assert_eq!(super::vmm_command(&args), None, "the supervisor's default");
+    args.log_json = true;
+    let command = super::vmm_command(&args).unwrap();
+    assert_eq!(command[1..], ["--log-format", "json", "vmm"]);
+    // A stand-in VMM is run as given.
+    let mut args = parse(&["serve", "--vmm-command", "python3 standin.py"]);
+    args.log_json = true;
+    assert_eq!(
+        super::vmm_command(&args).unwrap(),
+        ["python3", "standin.py"]
+    );
+}

@@ -159,13 +159,25 @@ pub fn last_words(log: &Path) -> Option<String> {
     };
     run.lines()
         .rev()
-        .find(|line| line.starts_with("flint vmm: "))
-        .map(|line| {
-            line.trim_start_matches("flint vmm: ")
+        .filter_map(message_of)
+        .find(|message| message.starts_with("flint vmm: "))
+        .map(|message| {
+            message
+                .trim_start_matches("flint vmm: ")
                 .chars()
                 .take(200)
                 .collect()
         })
+}
+
+/// A log line's message: the line itself, or (`--log-format json`) its
+/// object's `message` field.
+fn message_of(line: &str) -> Option<String> {
+    if !line.starts_with('{') {
+        return Some(line.to_string());
+    }
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    value.get("message")?.as_str().map(str::to_string)
 }
 
 /// The last `max` bytes of a file.

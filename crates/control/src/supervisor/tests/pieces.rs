@@ -80,6 +80,25 @@ fn proc_stat_is_read_after_the_last_parenthesis() {
 }
 
 #[test]
+fn last_words_are_read_from_json_logs_too() {
+    let dir = TempDir::new("words-json");
+    let log = dir.path().join("vmm.log");
+    let marker = crate::supervisor::layout::START_MARKER;
+    std::fs::write(
+        &log,
+        format!(
+            "{marker} at 1\n{{\"level\":\"ERROR\",\"message\":\"flint vmm: KVM internal error\",\"target\":\"flint\"}}\n\
+             {{\"level\":\"INFO\",\"message\":\"exiting\"}}\n{{not json\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        process::last_words(&log).as_deref(),
+        Some("KVM internal error")
+    );
+}
+
+#[test]
 fn last_words_come_from_the_latest_run_only() {
     let dir = TempDir::new("words");
     let log = dir.path().join("vmm.log");
