@@ -117,6 +117,8 @@ pub(super) fn settle(
             return Ok(Vec::new());
         };
         t.transition_instance(id, &[record.state], to, Some(&reason))?;
+        // Why a VM ended is the first thing an operator looks for.
+        tracing::info!(instance_id = id, state = ?to, code = %reason.code, "instance {id}: {}", reason.message);
         if to == InstanceState::Terminated {
             terminate_records(t, id)
         } else {

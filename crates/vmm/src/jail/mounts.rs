@@ -54,6 +54,17 @@ fn bind_one(root: &Path, bind: &Bind) -> Result<(), JailError> {
     let parent = target.parent().unwrap_or(root);
     std::fs::create_dir_all(parent)
         .map_err(JailError::io(format!("create {}", parent.display())))?;
+    // The jail uid must pass through the directories leading to its files
+    // (made by root here, under the daemon's umask 077): search only, no
+    // listing.
+    for dir in parent
+        .ancestors()
+        .take_while(|d| d.starts_with(root) && *d != root)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(JailError::io(format!("open up {}", dir.display())))?;
+    }
     if bind.path.is_dir() {
         std::fs::create_dir_all(&target)
     } else if !target.exists() {
@@ -85,14 +96,49 @@ pub fn pivot_into(root: &Path, binds: &[Bind]) -> Result<(), JailError> {
     // (the trick runc uses: no directory for the old root is needed); the
     // strings are static and NUL-terminated.
     if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
-        return Err(JailError::sys(format!(
-            "pivot_root into {}",
-            root.display()
-        )));
+        let err = std::io::Error::last_os_error();
+        // A root that is the initial ramfs (a host booted from an
+        // initramfs, such as the emulated test host) cannot be pivoted
+        // away from: the kernel answers EINVAL. Then move the jail's mount
+        // onto / and chroot into it, as runc does for such roots. The old
+        // root stays under that mount, out of reach of a process without
+        // CAP_SYS_CHROOT and CAP_SYS_ADMIN, which the jail drops next.
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(JailError::Sys {
+                what: format!("pivot_root into {}", root.display()),
+                source: err,
+            });
+        }
+        return move_root(root);
     }
     // SAFETY: detaches the old root, now mounted on top of ".".
     if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(JailError::sys("detach the old root"));
+    }
+    std::env::set_current_dir("/").map_err(JailError::io("enter the new root"))
+}
+
+/// The fallback for a ramfs root: the jail dir (the current directory, a
+/// bind mount of itself) moved onto `/`, then chroot into it.
+fn move_root(root: &Path) -> Result<(), JailError> {
+    let (dot, slash) = (c".", c"/");
+    // SAFETY: moves the mount at "." (the jail dir's bind mount) onto "/";
+    // static NUL-terminated strings, null fstype and data.
+    if unsafe {
+        libc::mount(
+            dot.as_ptr(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        return Err(JailError::sys(format!("move {} onto /", root.display())));
+    }
+    // SAFETY: chroot to the current directory, now the moved jail mount.
+    if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
+        return Err(JailError::sys(format!("chroot into {}", root.display())));
     }
     std::env::set_current_dir("/").map_err(JailError::io("enter the new root"))
 }
