@@ -135,6 +135,26 @@ impl TokenStore {
     }
 }
 
+/// `buf` filled by getrandom(2): no file to open (a jailed VMM has no
+/// /dev/urandom), and allowed by every seccomp filter of the VMM.
+fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: writes at most rest.len() bytes into rest, which we own.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,24 +254,4 @@ mod tests {
         assert_eq!(store.len(), MAX_LIVE_TOKENS);
         assert!(!store.is_valid(&first, now));
     }
-}
-
-/// `buf` filled by getrandom(2): no file to open (a jailed VMM has no
-/// /dev/urandom), and allowed by every seccomp filter of the VMM.
-fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: writes at most rest.len() bytes into rest, which we own.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        filled += n as usize;
-    }
-    Ok(())
 }
