@@ -169,7 +169,11 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
     };
     let query = match global.query.as_deref().map(output::compile).transpose() {
         Ok(q) => q,
-        Err(e) => return usage(verb, &e),
+        Err(e) => {
+            // aws: the message after a blank line, exit 255.
+            let _ = writeln!(std::io::stderr(), "\n{e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
     };
     let mut all = vec![
         ("Action".to_string(), operation.clone()),
@@ -222,7 +226,14 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    print_result(output::to_value(&json), query.as_ref(), format, &operation)
+    let order = output::KeyOrder::new(&json, query.as_ref());
+    print_result(
+        output::to_value(&json),
+        query.as_ref(),
+        format,
+        &operation,
+        &order,
+    )
 }
 
 /// `--query` and `--output` on a reply (any verb's, metrics' too).
@@ -231,6 +242,7 @@ pub fn print_result(
     query: Option<&jmespath::Expression<'static>>,
     format: Format,
     title: &str,
+    order: &output::KeyOrder,
 ) -> ExitCode {
     let result = match query {
         Some(q) => output::search(q, value),
@@ -238,7 +250,7 @@ pub fn print_result(
     };
     match result {
         Ok(v) => {
-            print!("{}", output::render(&v, format, title));
+            print!("{}", output::render(&v, format, title, order));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -115,7 +115,10 @@ pub fn run(argv: &[String]) -> ExitCode {
     };
     let expr = match o.query.as_deref().map(output::compile).transpose() {
         Ok(q) => q,
-        Err(e) => return usage(VERB, &e),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "\n{e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
     };
     let query: Vec<String> = o
         .volume_ids
@@ -141,7 +144,16 @@ pub fn run(argv: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         return match serde_json::from_slice(&body) {
-            Ok(value) => print_result(value, expr.as_ref(), format, "DescribeVolumeMetrics"),
+            Ok(value) => {
+                let order = output::KeyOrder::default();
+                print_result(
+                    value,
+                    expr.as_ref(),
+                    format,
+                    "DescribeVolumeMetrics",
+                    &order,
+                )
+            }
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "\nflint: the daemon's reply: {e}");
                 ExitCode::from(EXIT_OTHER)

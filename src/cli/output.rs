@@ -6,7 +6,13 @@
 //! list, with the union of the list's scalar keys; nested lists and
 //! objects on lines of their own, prefixed with their key upper-cased).
 //! `table` is a simple boxed rendering of the same shapes.
+//!
+//! The crate's objects are sorted maps; Python's keep their order. So that
+//! `json` prints keys as aws does, an object of the result takes the key
+//! order of the reply's object with the same keys (the model's order), or
+//! of the `{a: .., b: ..}` multiselect in the expression that made it.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use jmespath::{Expression, Variable};
@@ -36,9 +42,64 @@ impl Format {
     }
 }
 
-/// A compiled `--query`; the error text is jmespath's, for the usage line.
+/// A compiled `--query`; the error text is jmespath's, worded as aws's.
 pub fn compile(expr: &str) -> Result<Expression<'static>, String> {
-    jmespath::compile(expr).map_err(|e| format!("Bad value for --query {expr}: {e}"))
+    jmespath::compile(&legacy_literals(expr))
+        .map_err(|e| format!("Bad value for --query {expr}: {}", e.to_string().trim_end()))
+}
+
+/// Python jmespath (the aws CLI's) still takes the deprecated literal form
+/// `` `running` ``: a backquoted text that is not JSON is the JSON string
+/// of it (`"%s" % lexeme.lstrip()`). The crate follows the spec and
+/// refuses it; this rewrites such literals, leaving quoted identifiers
+/// ("...") and raw strings ('...') as they are.
+pub fn legacy_literals(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                out.push(c);
+                while let Some(d) = chars.next() {
+                    out.push(d);
+                    if d == '\\' {
+                        if let Some(e) = chars.next() {
+                            out.push(e);
+                        }
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '`' => {
+                let mut lexeme = String::new();
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' && chars.peek() == Some(&'`') {
+                        chars.next();
+                        lexeme.push('`');
+                    } else if d == '`' {
+                        closed = true;
+                        break;
+                    } else {
+                        lexeme.push(d);
+                    }
+                }
+                let literal = if !closed || serde_json::from_str::<Value>(&lexeme).is_ok() {
+                    lexeme.replace('`', "\\`")
+                } else {
+                    serde_json::to_string(lexeme.trim_start()).unwrap_or_default()
+                };
+                out.push('`');
+                out.push_str(&literal);
+                if closed {
+                    out.push('`');
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The reply as a JSON value (numbers stay numbers).
@@ -62,15 +123,97 @@ pub fn search(expr: &Expression<'static>, value: Value) -> Result<Variable, Stri
         .map_err(|e| e.to_string())
 }
 
+/// Key orders by key set: the sorted keys → the order to print them in.
+#[derive(Debug, Default)]
+pub struct KeyOrder(HashMap<Vec<String>, Vec<String>>);
+
+impl KeyOrder {
+    fn add(&mut self, keys: Vec<String>) {
+        let mut sorted = keys.clone();
+        sorted.sort();
+        self.0.entry(sorted).or_insert(keys);
+    }
+
+    /// The orders of every object in the reply and of every multiselect
+    /// hash in the expression (these first: they are the user's).
+    pub fn new(reply: &Json, expr: Option<&Expression<'static>>) -> KeyOrder {
+        let mut order = KeyOrder::default();
+        if let Some(e) = expr {
+            order.from_ast(e.as_ast());
+        }
+        order.from_reply(reply);
+        order
+    }
+
+    fn from_reply(&mut self, j: &Json) {
+        match j {
+            Json::Obj(m) => {
+                self.add(m.iter().map(|(k, _)| k.clone()).collect());
+                for (_, v) in m {
+                    self.from_reply(v);
+                }
+            }
+            Json::Arr(a) => a.iter().for_each(|v| self.from_reply(v)),
+            _ => {}
+        }
+    }
+
+    fn from_ast(&mut self, ast: &jmespath::ast::Ast) {
+        use jmespath::ast::Ast;
+        match ast {
+            Ast::MultiHash { elements, .. } => {
+                self.add(elements.iter().map(|kv| kv.key.clone()).collect());
+                elements.iter().for_each(|kv| self.from_ast(&kv.value));
+            }
+            Ast::Comparison { lhs, rhs, .. }
+            | Ast::Projection { lhs, rhs, .. }
+            | Ast::And { lhs, rhs, .. }
+            | Ast::Or { lhs, rhs, .. }
+            | Ast::Subexpr { lhs, rhs, .. } => {
+                self.from_ast(lhs);
+                self.from_ast(rhs);
+            }
+            Ast::Condition {
+                predicate, then, ..
+            } => {
+                self.from_ast(predicate);
+                self.from_ast(then);
+            }
+            Ast::Expref { ast, .. } => self.from_ast(ast),
+            Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+                self.from_ast(node)
+            }
+            Ast::Function { args, .. } => args.iter().for_each(|a| self.from_ast(a)),
+            Ast::MultiList { elements, .. } => elements.iter().for_each(|a| self.from_ast(a)),
+            _ => {}
+        }
+    }
+
+    /// `map`'s keys in print order: a known order, else sorted.
+    fn keys<'a>(
+        &self,
+        map: &'a std::collections::BTreeMap<String, jmespath::Rcvar>,
+    ) -> Vec<&'a String> {
+        let sorted: Vec<String> = map.keys().cloned().collect();
+        match self.0.get(&sorted) {
+            Some(order) => order
+                .iter()
+                .filter_map(|k| map.get_key_value(k).map(|(k, _)| k))
+                .collect(),
+            None => map.keys().collect(),
+        }
+    }
+}
+
 /// What is printed for `var` (without the final newline handling: the
 /// result is exactly what goes to stdout). `title` heads a table (aws
 /// uses the operation name).
-pub fn render(var: &Variable, format: Format, title: &str) -> String {
+pub fn render(var: &Variable, format: Format, title: &str, order: &KeyOrder) -> String {
     match format {
-        Format::Json => json(var),
+        Format::Json => json(var, order),
         Format::Text => {
             let mut out = String::new();
-            text(var, None, None, &mut out);
+            text(var, None, None, order, &mut out);
             out
         }
         Format::Table => table(var, title),
@@ -79,19 +222,54 @@ pub fn render(var: &Variable, format: Format, title: &str) -> String {
 
 /// Python's `json.dumps(v, indent=4, ensure_ascii=False)` and a newline;
 /// nothing for `{}` (the aws CLI prints no empty reply).
-fn json(var: &Variable) -> String {
+fn json(var: &Variable, order: &KeyOrder) -> String {
     if matches!(var, Variable::Object(m) if m.is_empty()) {
         return String::new();
     }
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    if var.serialize(&mut ser).is_err() {
-        return String::new();
-    }
-    let mut s = String::from_utf8_lossy(&buf).into_owned();
+    let mut s = String::new();
+    json_value(var, 0, order, &mut s);
     s.push('\n');
     s
+}
+
+fn json_value(var: &Variable, indent: usize, order: &KeyOrder, out: &mut String) {
+    let pad = |n: usize| " ".repeat(n * 4);
+    match var {
+        Variable::Object(m) if m.is_empty() => out.push_str("{}"),
+        Variable::Array(a) if a.is_empty() => out.push_str("[]"),
+        Variable::Object(m) => {
+            out.push_str("{\n");
+            let keys = order.keys(m);
+            for (i, k) in keys.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push_str(": ");
+                json_value(&m[*k], indent + 1, order, out);
+                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push('}');
+        }
+        Variable::Array(a) => {
+            out.push_str("[\n");
+            for (i, v) in a.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                json_value(v, indent + 1, order, out);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push(']');
+        }
+        // Scalars as serde_json writes them (strings escaped as Python's
+        // json.dumps with ensure_ascii=False does).
+        other => {
+            let mut buf = Vec::new();
+            let mut ser = serde_json::Serializer::new(&mut buf);
+            if other.serialize(&mut ser).is_ok() {
+                out.push_str(&String::from_utf8_lossy(&buf));
+            }
+        }
+    }
 }
 
 /// Python's `str()` of a scalar, as awscli's text output writes it.
@@ -107,15 +285,80 @@ fn scalar(var: &Variable) -> String {
     }
 }
 
+/// Python's `str()` of any value: `repr()` inside lists and dicts.
+fn python_str(var: &Variable, order: &KeyOrder) -> String {
+    match var {
+        Variable::String(s) => s.clone(),
+        other => python_repr(other, order),
+    }
+}
+
+fn python_repr(var: &Variable, order: &KeyOrder) -> String {
+    match var {
+        Variable::String(s) => {
+            // Python quotes with ' unless the text has ' and no ".
+            let q = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(q);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == q => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        out.push_str(&format!("\\x{:02x}", c as u32));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+            out
+        }
+        Variable::Array(a) => {
+            let items: Vec<String> = a.iter().map(|v| python_repr(v, order)).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Variable::Object(m) => {
+            let items: Vec<String> = order
+                .keys(m)
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}: {}",
+                        python_repr(&Variable::String(k.clone()), order),
+                        python_repr(&m[k], order)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        other => scalar(other),
+    }
+}
+
 fn is_scalar(var: &Variable) -> bool {
     !matches!(var, Variable::Array(_) | Variable::Object(_))
 }
 
 /// awscli `text._format_text`.
-fn text(var: &Variable, id: Option<&str>, keys: Option<&[String]>, out: &mut String) {
+fn text(
+    var: &Variable,
+    id: Option<&str>,
+    keys: Option<&[String]>,
+    order: &KeyOrder,
+    out: &mut String,
+) {
     match var {
-        Variable::Object(_) => text_dict(var, id, keys, out),
-        Variable::Array(items) => text_list(items, id, out),
+        Variable::Object(_) => text_dict(var, id, keys, order, out),
+        Variable::Array(items) => text_list(items, id, order, out),
         other => {
             out.push_str(&scalar(other));
             out.push('\n');
@@ -123,7 +366,7 @@ fn text(var: &Variable, id: Option<&str>, keys: Option<&[String]>, out: &mut Str
     }
 }
 
-fn text_list(items: &[jmespath::Rcvar], id: Option<&str>, out: &mut String) {
+fn text_list(items: &[jmespath::Rcvar], id: Option<&str>, order: &KeyOrder, out: &mut String) {
     if items.is_empty() {
         return;
     }
@@ -141,7 +384,7 @@ fn text_list(items: &[jmespath::Rcvar], id: Option<&str>, out: &mut String) {
         keys.sort();
         keys.dedup();
         for item in items {
-            text(item, id, Some(&keys), out);
+            text(item, id, Some(&keys), order, out);
         }
     } else if items.iter().any(|v| v.is_array()) {
         let scalars: Vec<&Variable> = items
@@ -153,7 +396,7 @@ fn text_list(items: &[jmespath::Rcvar], id: Option<&str>, out: &mut String) {
             scalar_list(&scalars, id, out);
         }
         for item in items.iter().filter(|v| !is_scalar(v)) {
-            text(item, id, None, out);
+            text(item, id, None, order, out);
         }
     } else {
         let all: Vec<&Variable> = items.iter().map(|v| &**v).collect();
@@ -176,7 +419,13 @@ fn scalar_list(items: &[&Variable], id: Option<&str>, out: &mut String) {
     }
 }
 
-fn text_dict(var: &Variable, id: Option<&str>, keys: Option<&[String]>, out: &mut String) {
+fn text_dict(
+    var: &Variable,
+    id: Option<&str>,
+    keys: Option<&[String]>,
+    order: &KeyOrder,
+    out: &mut String,
+) {
     let Some(map) = var.as_object() else { return };
     let mut scalars = Vec::new();
     let mut nested: Vec<(&String, &Variable)> = Vec::new();
@@ -193,7 +442,12 @@ fn text_dict(var: &Variable, id: Option<&str>, keys: Option<&[String]>, out: &mu
         }
         Some(keys) => {
             for k in keys {
-                scalars.push(map.get(k).map_or_else(String::new, |v| scalar(v)));
+                // A key that is scalar in another object of the list:
+                // str() of whatever this one has there, as Python does.
+                scalars.push(
+                    map.get(k)
+                        .map_or_else(String::new, |v| python_str(v, order)),
+                );
             }
             for (k, v) in map {
                 if !keys.contains(k) {
@@ -210,7 +464,7 @@ fn text_dict(var: &Variable, id: Option<&str>, keys: Option<&[String]>, out: &mu
         out.push('\n');
     }
     for (k, v) in nested {
-        text(v, Some(k), None, out);
+        text(v, Some(k), None, order, out);
     }
 }
 
