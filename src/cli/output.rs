@@ -139,52 +139,52 @@ impl KeyOrder {
     pub fn new(reply: &Json, expr: Option<&Expression<'static>>) -> KeyOrder {
         let mut order = KeyOrder::default();
         if let Some(e) = expr {
-            order.from_ast(e.as_ast());
+            order.add_ast(e.as_ast());
         }
-        order.from_reply(reply);
+        order.add_reply(reply);
         order
     }
 
-    fn from_reply(&mut self, j: &Json) {
+    fn add_reply(&mut self, j: &Json) {
         match j {
             Json::Obj(m) => {
                 self.add(m.iter().map(|(k, _)| k.clone()).collect());
                 for (_, v) in m {
-                    self.from_reply(v);
+                    self.add_reply(v);
                 }
             }
-            Json::Arr(a) => a.iter().for_each(|v| self.from_reply(v)),
+            Json::Arr(a) => a.iter().for_each(|v| self.add_reply(v)),
             _ => {}
         }
     }
 
-    fn from_ast(&mut self, ast: &jmespath::ast::Ast) {
+    fn add_ast(&mut self, ast: &jmespath::ast::Ast) {
         use jmespath::ast::Ast;
         match ast {
             Ast::MultiHash { elements, .. } => {
                 self.add(elements.iter().map(|kv| kv.key.clone()).collect());
-                elements.iter().for_each(|kv| self.from_ast(&kv.value));
+                elements.iter().for_each(|kv| self.add_ast(&kv.value));
             }
             Ast::Comparison { lhs, rhs, .. }
             | Ast::Projection { lhs, rhs, .. }
             | Ast::And { lhs, rhs, .. }
             | Ast::Or { lhs, rhs, .. }
             | Ast::Subexpr { lhs, rhs, .. } => {
-                self.from_ast(lhs);
-                self.from_ast(rhs);
+                self.add_ast(lhs);
+                self.add_ast(rhs);
             }
             Ast::Condition {
                 predicate, then, ..
             } => {
-                self.from_ast(predicate);
-                self.from_ast(then);
+                self.add_ast(predicate);
+                self.add_ast(then);
             }
-            Ast::Expref { ast, .. } => self.from_ast(ast),
+            Ast::Expref { ast, .. } => self.add_ast(ast),
             Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
-                self.from_ast(node)
+                self.add_ast(node)
             }
-            Ast::Function { args, .. } => args.iter().for_each(|a| self.from_ast(a)),
-            Ast::MultiList { elements, .. } => elements.iter().for_each(|a| self.from_ast(a)),
+            Ast::Function { args, .. } => args.iter().for_each(|a| self.add_ast(a)),
+            Ast::MultiList { elements, .. } => elements.iter().for_each(|a| self.add_ast(a)),
             _ => {}
         }
     }
