@@ -4,7 +4,8 @@
 //! of tests/serve_instances/scenarios.py on its own data dir and daemon:
 //! lifecycle with waiters, ClientToken/DryRun/bad input/filters/pages,
 //! concurrent conflicting requests, guest power-off and VMM crash, and
-//! SIGKILL of the daemon with re-adoption. No host networking
+//! SIGKILL of the daemon with re-adoption; the `flint` CLI's --query,
+//! --output and --help, compared with the aws CLI's output. No host networking
 //! (`--bridge none`).
 //!
 //! boto3 comes from the venv scripts/install-deps makes
@@ -40,6 +41,11 @@ fn concurrent_conflicting_requests_stay_consistent() {
 #[test]
 fn guest_power_off_and_vmm_crash() {
     scenario("guest_events");
+}
+
+#[test]
+fn the_cli_prints_as_the_aws_cli_with_query_and_output() {
+    scenario("cli_output");
 }
 
 #[test]

@@ -23,6 +23,10 @@ pub enum ArgsError {
 pub struct Global {
     pub socket: Option<String>,
     pub endpoint_url: Option<String>,
+    /// `--query`: a JMESPath expression for the result.
+    pub query: Option<String>,
+    /// `--output`: json (default), text or table.
+    pub output: Option<String>,
 }
 
 fn invalid(option: &str, reason: impl Into<String>) -> ArgsError {
@@ -88,8 +92,16 @@ pub fn to_params(
                 global.endpoint_url = Some(one(&values)?);
                 continue;
             }
+            "query" => {
+                global.query = Some(one(&values)?);
+                continue;
+            }
+            "output" => {
+                global.output = Some(one(&values)?);
+                continue;
+            }
             // Accepted for compatibility with aws-CLI command lines.
-            "region" | "profile" | "output" => {
+            "region" | "profile" => {
                 one(&values)?;
                 continue;
             }

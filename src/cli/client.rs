@@ -12,7 +12,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::args::{self, ArgsError};
+use super::help;
 use super::model::{self, operation_of_verb};
+use super::output::{self, Format};
 use super::xml_json::{self, Json};
 
 pub const DEFAULT_SOCKET: &str = "/run/flint/flint.sock";
@@ -145,8 +147,12 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
     };
     let operation = operation_of_verb(verb);
     let Some([input_name, output_name]) = model.operations.get(&operation) else {
-        return usage(verb, &format!("unknown command {verb:?}"));
+        return unknown_verb(model, verb);
     };
+    if is_help(argv) {
+        print!("{}", help::verb_help(model, verb, &operation, input_name));
+        return ExitCode::SUCCESS;
+    }
     let Some(input) = model.shape(input_name) else {
         return usage(verb, "command not in the model");
     };
@@ -154,6 +160,19 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
         Ok(p) => p,
         Err(e @ (ArgsError::Unknown(_) | ArgsError::Invalid { .. })) => {
             return usage(verb, &e.to_string());
+        }
+    };
+    // Both checked before anything is sent, as the aws CLI does.
+    let format = match global.output.as_deref().map(Format::parse).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => return usage(verb, &format!("argument --output: {e}")),
+    };
+    let query = match global.query.as_deref().map(output::compile).transpose() {
+        Ok(q) => q,
+        Err(e) => {
+            // aws: the message after a blank line, exit 255.
+            let _ = writeln!(std::io::stderr(), "\n{e}");
+            return ExitCode::from(EXIT_OTHER);
         }
     };
     let mut all = vec![
@@ -198,10 +217,65 @@ pub fn run(verb: &str, argv: &[String]) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let json = xml_json::convert(model, &doc, output);
-    let mut text = String::new();
-    xml_json::print(&json, 0, &mut text);
-    if json != Json::Obj(Vec::new()) {
-        println!("{text}");
+    if query.is_none() && format == Format::Json {
+        // The model's key order, as aws prints it.
+        let mut text = String::new();
+        xml_json::print(&json, 0, &mut text);
+        if json != Json::Obj(Vec::new()) {
+            println!("{text}");
+        }
+        return ExitCode::SUCCESS;
     }
-    ExitCode::SUCCESS
+    let order = output::KeyOrder::new(&json, query.as_ref());
+    print_result(
+        output::to_value(&json),
+        query.as_ref(),
+        format,
+        &operation,
+        &order,
+    )
+}
+
+/// `--query` and `--output` on a reply (any verb's, metrics' too).
+pub fn print_result(
+    value: serde_json::Value,
+    query: Option<&jmespath::Expression<'static>>,
+    format: Format,
+    title: &str,
+    order: &output::KeyOrder,
+) -> ExitCode {
+    let result = match query {
+        Some(q) => output::search(q, value),
+        None => jmespath::Variable::try_from(value).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(v) => {
+            print!("{}", output::render(&v, format, title, order));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "\nflint: --query: {e}");
+            ExitCode::from(EXIT_OTHER)
+        }
+    }
+}
+
+/// `--help`, `-h`, or aws's own `<verb> help`.
+pub fn is_help(argv: &[String]) -> bool {
+    argv.iter().any(|a| a == "--help" || a == "-h") || argv == ["help"]
+}
+
+fn unknown_verb(model: &model::Model, verb: &str) -> ExitCode {
+    let close = help::close_matches(model, verb);
+    let hint = if close.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean: {}?", close.join(", "))
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "usage: flint <command> [options]\nflint: error: unknown command {verb:?}{hint}\n\
+         (`flint --help` lists the commands)"
+    );
+    ExitCode::from(EXIT_USAGE)
 }

@@ -6,7 +6,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::client::{DEFAULT_SOCKET, EXIT_API_ERROR, EXIT_OTHER, request, usage};
+use super::client::{
+    DEFAULT_SOCKET, EXIT_API_ERROR, EXIT_OTHER, is_help, print_result, request, usage,
+};
+use super::help::GLOBAL_OPTIONS;
+use super::output::{self, Format};
 use super::xml_json;
 
 pub const VERB: &str = "describe-volume-metrics";
@@ -15,6 +19,8 @@ struct Options {
     volume_ids: Vec<String>,
     socket: Option<String>,
     endpoint_url: Option<String>,
+    query: Option<String>,
+    output: Option<String>,
 }
 
 fn parse(argv: &[String]) -> Result<Options, String> {
@@ -22,6 +28,8 @@ fn parse(argv: &[String]) -> Result<Options, String> {
         volume_ids: Vec::new(),
         socket: None,
         endpoint_url: None,
+        query: None,
+        output: None,
     };
     let mut i = 0;
     while i < argv.len() {
@@ -44,6 +52,8 @@ fn parse(argv: &[String]) -> Result<Options, String> {
         match name {
             "--socket" => o.socket = Some(value()?),
             "--endpoint-url" => o.endpoint_url = Some(value()?),
+            "--query" => o.query = Some(value()?),
+            "--output" => o.output = Some(value()?),
             "--volume-ids" => {
                 if let Some(v) = inline.clone() {
                     o.volume_ids.extend(v.split(',').map(str::to_string));
@@ -77,10 +87,38 @@ fn escape(value: &str) -> String {
         .collect()
 }
 
+fn help() -> String {
+    let mut out = format!(
+        "usage: flint {VERB} [options]\n\n\
+         Flint's own (not an EC2 action): each volume's I/O counters, from its VM.\n\n\
+         options:\n  --volume-ids <value> ...  The volumes (default: all).\n\n\
+         global options:\n"
+    );
+    for (a, b) in GLOBAL_OPTIONS {
+        out.push_str(&format!("  {a:24}  {b}\n"));
+    }
+    out
+}
+
 pub fn run(argv: &[String]) -> ExitCode {
+    if is_help(argv) {
+        print!("{}", help());
+        return ExitCode::SUCCESS;
+    }
     let o = match parse(argv) {
         Ok(o) => o,
         Err(e) => return usage(VERB, &e),
+    };
+    let format = match o.output.as_deref().map(Format::parse).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => return usage(VERB, &format!("argument --output: {e}")),
+    };
+    let expr = match o.query.as_deref().map(output::compile).transpose() {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "\n{e}");
+            return ExitCode::from(EXIT_OTHER);
+        }
     };
     let query: Vec<String> = o
         .volume_ids
@@ -101,8 +139,26 @@ pub fn run(argv: &[String]) -> ExitCode {
         }
     };
     if status == 200 {
-        println!("{}", String::from_utf8_lossy(&body).trim_end());
-        return ExitCode::SUCCESS;
+        if expr.is_none() && format == Format::Json {
+            println!("{}", String::from_utf8_lossy(&body).trim_end());
+            return ExitCode::SUCCESS;
+        }
+        return match serde_json::from_slice(&body) {
+            Ok(value) => {
+                let order = output::KeyOrder::default();
+                print_result(
+                    value,
+                    expr.as_ref(),
+                    format,
+                    "DescribeVolumeMetrics",
+                    &order,
+                )
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "\nflint: the daemon's reply: {e}");
+                ExitCode::from(EXIT_OTHER)
+            }
+        };
     }
     // Errors come as EC2 error documents.
     let (code, message) = match xml_json::parse(&body) {

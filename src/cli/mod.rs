@@ -3,9 +3,11 @@
 
 mod args;
 mod client;
+mod help;
 mod logging;
 mod metrics;
 mod model;
+mod output;
 mod shorthand;
 #[cfg(test)]
 mod tests;
@@ -13,7 +15,7 @@ mod xml_json;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing::error;
 
 use flint_control::server::{self, ServeArgs};
@@ -52,7 +54,16 @@ enum Command {
 }
 
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    // The EC2 verbs are an external subcommand, which clap does not list:
+    // `flint --help` lists them after its own.
+    let mut command = Cli::command();
+    if let Some(m) = model::model() {
+        command = command.after_help(help::overview(m));
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // No timestamps from `flint vmm`: its stderr may be the console.
     let timestamps = !matches!(cli.command, Command::Vmm(_));
     logging::install(cli.log_format, cli.log_level, timestamps);
