@@ -371,18 +371,7 @@ fn text_list(items: &[jmespath::Rcvar], id: Option<&str>, order: &KeyOrder, out:
         return;
     }
     if items.iter().any(|v| v.is_object()) {
-        // The sorted union of the scalar keys of the list's objects.
-        let mut keys: Vec<String> = items
-            .iter()
-            .filter_map(|v| v.as_object())
-            .flat_map(|m| {
-                m.iter()
-                    .filter(|(_, v)| is_scalar(v))
-                    .map(|(k, _)| k.clone())
-            })
-            .collect();
-        keys.sort();
-        keys.dedup();
+        let keys = scalar_keys(items);
         for item in items {
             text(item, id, Some(&keys), order, out);
         }
@@ -499,17 +488,7 @@ fn sections(var: &Variable, title: &str, out: &mut Vec<Section>) {
         }
         Variable::Array(items) => {
             let scalars: Vec<&jmespath::Rcvar> = items.iter().filter(|v| is_scalar(v)).collect();
-            let mut keys: Vec<String> = items
-                .iter()
-                .filter_map(|v| v.as_object())
-                .flat_map(|m| {
-                    m.iter()
-                        .filter(|(_, v)| is_scalar(v))
-                        .map(|(k, _)| k.clone())
-                })
-                .collect();
-            keys.sort();
-            keys.dedup();
+            let keys = scalar_keys(items);
             let mut rows: Vec<Vec<String>> = scalars.iter().map(|v| vec![scalar(v)]).collect();
             for m in items.iter().filter_map(|v| v.as_object()) {
                 rows.push(
@@ -634,4 +613,21 @@ fn draw(s: &Section, out: &mut String) {
         line(out, row, false);
     }
     rule(out);
+}
+
+/// The sorted union of the scalar keys of a list's objects (the columns of
+/// text and table output).
+fn scalar_keys(items: &[jmespath::Rcvar]) -> Vec<String> {
+    let mut keys: Vec<String> = items
+        .iter()
+        .filter_map(|v| v.as_object())
+        .flat_map(|m| {
+            m.iter()
+                .filter(|(_, v)| is_scalar(v))
+                .map(|(k, _)| k.clone())
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
