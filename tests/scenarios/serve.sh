@@ -133,10 +133,9 @@ fi
 # its own PID namespace; the relay the daemon tracks is its parent): every
 # thread runs as one non-root uid with no capabilities, no_new_privs and a
 # seccomp filter; its root holds only the VM's files; its cgroup has
-# limits. Sets JAIL_UID. Prints why on failure.
+# limits. Prints its uid, or why not.
 jail_check() {
     local id=$1 d p vmm="" t why="" top
-    JAIL_UID=""
     for d in /proc/[0-9]*; do
         tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q "instances/$id/vm.json" || continue
         p=${d#/proc/}
@@ -151,7 +150,6 @@ jail_check() {
             /^Seccomp:/ { if ($2 != 2) print t ": " $0 }' "$t/status")
         [ -z "$why" ] || { echo "$why" | tr '\n' ' '; return 1; }
     done
-    JAIL_UID=$(awk '/^Uid:/ { print $2 }' "/proc/$vmm/status")
     # Only the data dir's top and the firmware's (/usr/share/seabios).
     top=$(ls "/proc/$vmm/root" | tr '\n' ' ')
     case " $top" in *" etc "*|*" bin "*|*" dev "*|*" proc "*|*" root "*) echo "jail root has: $top"; return 1 ;; esac
@@ -160,7 +158,7 @@ jail_check() {
     for f in memory.max cpu.max pids.max; do
         case $(cat "/sys/fs/cgroup/flint.slice/$id/$f" 2>/dev/null) in max*|"") echo "$f unlimited"; return 1 ;; esac
     done
-    return 0
+    awk '/^Uid:/ { print $2 }' "/proc/$vmm/status"
 }
 
 cat >"$FLINT_WORK/user-data" <<'UD'
@@ -191,9 +189,12 @@ ip2=$(first privateIpAddress <"$FLINT_WORK/run2.xml")
 [ -n "$id2" ] && [ "$ip2" != "$ip" ] && result run-second-instance pass "id=$id2 ip=$ip2" ||
     result run-second-instance fail "$(cat "$FLINT_WORK/run2.xml")"
 wait_state "$id2" running 120 || true
-out=$(jail_check "$id") && uid1=$JAIL_UID && result vmm-jailed pass "uid=$uid1" || result vmm-jailed fail "$out"
-out=$(jail_check "$id2") && uid2=$JAIL_UID && result second-vmm-jailed pass "uid=$uid2" || result second-vmm-jailed fail "$out"
-[ -n "${uid1:-}" ] && [ "${uid1:-}" != "${uid2:-}" ] && result jail-uids-differ pass || result jail-uids-differ fail "uids=${uid1:-} ${uid2:-}"
+uid1=$(jail_check "$id") && result vmm-jailed pass "uid=$uid1" || result vmm-jailed fail "$uid1"
+uid2=$(jail_check "$id2") && result second-vmm-jailed pass "uid=$uid2" || result second-vmm-jailed fail "$uid2"
+case "$uid1 $uid2" in
+[1-9]*" "[1-9]*) [ "$uid1" != "$uid2" ] && result jail-uids-differ pass "uids=$uid1,$uid2" ||
+    result jail-uids-differ fail "uids=$uid1,$uid2" ;;
+*) result jail-uids-differ fail "uids=$uid1,$uid2" ;; esac
 ec2 StopInstances -d "InstanceId.1=$id2" -d Force=true >/dev/null
 wait_state "$id2" stopped 120 && result second-instance-stopped-early pass || result second-instance-stopped-early fail
 console=$data/instances/$id/console.log
@@ -305,7 +306,7 @@ wait_api && result serve-restarted pass || result serve-restarted fail
 grep -q 're-adopted 1 running' "$FLINT_WORK/serve2.console" && result readopted pass ||
     result readopted fail "$(tr '\n' ' ' <"$FLINT_WORK/serve2.console" | cut -c1-300)"
 [ "$(state_of "$id")" = running ] && result describe-after-restart pass || result describe-after-restart fail
-out=$(jail_check "$id") && result vmm-jailed-after-readoption pass "uid=$JAIL_UID" ||
+out=$(jail_check "$id") && result vmm-jailed-after-readoption pass "uid=$out" ||
     result vmm-jailed-after-readoption fail "$out"
 ec2 StopInstances -d "InstanceId.1=$id" -d Force=false >/dev/null
 wait_state "$id" stopped 420 && result stop-after-restart pass || result stop-after-restart fail

@@ -306,6 +306,9 @@ def boto3_lifecycle():
     check("boto3-user-data-reaches-guest",
           wait_console(ec2, inst.id, f"FLINT-BOTO3 user-data ran on {hostname}", BOOT_WAIT_S),
           console_text(ec2, inst.id)[-2000:])
+    # (Printed right after the user-data line, but cloud-init's own query
+    # takes a while to start in a nested guest.)
+    wait_console(ec2, inst.id, "FLINT-IDENTITY ", 600)
     identity = [l for l in console_text(ec2, inst.id).splitlines() if "FLINT-IDENTITY " in l]
     check("boto3-guest-sees-ec2-identity",
           identity and identity[-1].split("FLINT-IDENTITY ", 1)[1].startswith("Amazon EC2|t2.micro|amazon|ec2|"),
