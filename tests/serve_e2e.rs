@@ -56,7 +56,7 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
         .env("FLINT_AMI_NAME", ami)
         .env("FLINT_SERVE_INHOST", in_host(ami))
         .forward(port, GUEST_PORT)
-        .timeout(3600);
+        .timeout(4200);
     let mut running = scenario.spawn(suffix);
     let deadline = Instant::now() + Duration::from_secs(1200);
     let image_id = loop {

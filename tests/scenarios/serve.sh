@@ -108,7 +108,7 @@ if [ -n "${FLINT_FORWARD_PORT:-}" ]; then
     nc -ll -p "$FLINT_FORWARD_PORT" -e nc 127.0.0.1 $port &
     relay=$!
     echo "FLINT-SERVE clients-ready image=$image"
-    deadline=$(($(now_ms) + 2700000))
+    deadline=$(($(now_ms) + 3300000))
     verdict=""
     while [ -z "$verdict" ] && [ "$(now_ms)" -lt "$deadline" ]; do
         sleep 5
