@@ -192,13 +192,7 @@ fn a_jailed_vmm_runs_with_no_privileges_in_its_own_root() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while state(&sock).as_deref() != Some("running") {
         if let Ok(Some(status)) = vmm.0.try_wait() {
-            let mut err = String::new();
-            vmm.0
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let err = stderr_of(&mut vmm.0);
             panic!("the jailed VMM exited ({status}): {err}");
         }
         assert!(Instant::now() < deadline, "the jailed VMM did not come up");
@@ -299,13 +293,7 @@ fn a_jailed_vmm_runs_with_no_privileges_in_its_own_root() {
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(relay as i32, libc::SIGTERM) };
     let status = vmm.0.wait().unwrap();
-    let mut err = String::new();
-    vmm.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut vmm.0);
     assert_eq!(status.code(), Some(4), "{err}");
     assert!(err.contains("hard stop"), "{err}");
     // The VMM is gone with its namespace.
@@ -355,4 +343,13 @@ fn the_containment_drill_cannot_get_out() {
     // The last step: execve under the VMM's seccomp filter is killed.
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("execve"), "{stderr}");
+}
+
+/// What a finished child wrote to its piped stderr.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut err = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut err);
+    }
+    err
 }
