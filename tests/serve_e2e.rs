@@ -1,30 +1,28 @@
 //! `flint serve` end to end with real VMs in the emulated KVM host
-//! (tests/scenarios/serve.sh), driven by real clients:
+//! (tests/scenarios/serve.sh), in halves that run side by side, each in
+//! an emulated host of its own:
 //!
-//! Once per AMI: debian-12 and debian-13.
-//!
-//! - from this machine, through a port forwarded into the emulated host
+//! - real clients, once per AMI (debian-12 and debian-13), from this
+//!   machine through a port forwarded into the emulated host
 //!   (tests/serve_e2e/clients.py): boto3's create_instances / waiters /
-//!   stop / start / terminate with user data reaching the guest, EBS
-//!   volumes attached at every phase of the guest's life (firmware, GRUB,
-//!   kernel before and after acpiphp, userspace, booted, across a reboot,
-//!   while stopping) and detached with the volume_available waiter, and the
+//!   terminate with user data reaching the guest, EC2's identity in the
+//!   guest, EBS volumes attached at every phase of the guest's boot
+//!   (firmware, GRUB, kernel before and after acpiphp, userspace, booted)
+//!   and detached with the volume_available waiter; on debian-12 also a
+//!   reboot and a stop/start with volumes attached across them, and the
 //!   aws CLI from PyPI and Debian's awscli 2.9.19 with --endpoint-url
 //!   (run / describe / get-console-output / terminate / wait);
-//! - inside the emulated host, with curl (it has no Python): RegisterImage
-//!   of the AMI, ImportKeyPair, RunInstances with user data, the console
-//!   and GetConsoleOutput, SSH with the key, EC2's identity as the guest
-//!   sees it (SMBIOS, systemd-detect-virt, cloud-init's platform), an EBS
-//!   volume hot-attached (mkfs, mount, write), detached, snapshotted, and a
-//!   volume from the snapshot attached with the same data, the first volume
-//!   read back on a second instance, data across
-//!   stop/start, SIGKILL of flint serve and re-adoption, stop after
-//!   restart, terminate deleting the root volume and the TAP (debian-12
-//!   only: see `in_host`).
+//! - in the emulated host, with curl (it has no Python), on debian-12:
+//!   RegisterImage of the AMI, ImportKeyPair, RunInstances with user data,
+//!   the console and GetConsoleOutput, SSH with the key, EC2's identity as
+//!   the guest sees it, an EBS volume hot-attached (mkfs, mount, write),
+//!   detached, snapshotted, and a volume from the snapshot attached with
+//!   the same data, two jailed VMMs side by side, SIGKILL of flint serve
+//!   and re-adoption, a graceful stop of the re-adopted VM, data across
+//!   stop/start, terminate deleting the root volume and the TAP.
 //!
-//! Guests boot one at a time in each emulated host (the clients' instance
-//! first, then the scenario's): two nested guests sharing the host's one
-//! guest CPU take far longer than the two in turn.
+//! Guests boot one at a time in each emulated host: two nested guests
+//! sharing the host's one guest CPU take far longer than the two in turn.
 
 mod support;
 
@@ -45,18 +43,33 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// One run: the scenario in the emulated host and, once it says the
-/// daemon is ready, the clients here. Returns the scenario's outcome and
-/// the clients' report (None when they never got to run).
-fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
+/// Which half of serve.sh runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Half {
+    /// Real clients on this machine; `full`: the boto3 instance also
+    /// reboots and stops/starts, and the aws CLIs run.
+    Clients { full: bool },
+    /// The in-host steps (curl, SSH, jails, re-adoption).
+    InHost,
+}
+
+/// One run: the scenario in the emulated host and, for the clients' half,
+/// once it says the daemon is ready, the clients here. Returns the
+/// scenario's outcome and the clients' report (None when they never got
+/// to run, or for the in-host half).
+fn run_once(ami: &str, half: Half, suffix: &str) -> (Outcome, Option<(bool, String)>) {
+    let mut scenario = Scenario::new("serve")
+        .disk("ami", &support::image_dir(ami).join("disk.raw"))
+        .env("FLINT_AMI_NAME", ami);
+    let Half::Clients { full } = half else {
+        scenario = scenario.env("FLINT_SERVE_MODE", "inhost").timeout(3000);
+        return (scenario.spawn(suffix).finish(), None);
+    };
     let port = free_port();
-    let image = support::image_dir(ami).join("disk.raw");
-    let scenario = Scenario::new("serve")
-        .disk("ami", &image)
-        .env("FLINT_AMI_NAME", ami)
-        .env("FLINT_SERVE_INHOST", in_host(ami))
+    scenario = scenario
+        .env("FLINT_SERVE_MODE", "clients")
         .forward(port, GUEST_PORT)
-        .timeout(4200);
+        .timeout(3600);
     let mut running = scenario.spawn(suffix);
     let deadline = Instant::now() + Duration::from_secs(1200);
     let image_id = loop {
@@ -78,14 +91,16 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
     };
     let clients = image_id.map(|image_id| {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let flag = |on: bool| if on { "1" } else { "0" };
         let out = Command::new(support::venv_python())
             .arg(repo.join("tests/serve_e2e/clients.py"))
             .env("FLINT_ENDPOINT", format!("http://127.0.0.1:{port}/"))
             .env("FLINT_IMAGE_ID", image_id)
             .env("FLINT_PYPI_AWS", support::venv().join("bin/aws"))
+            .env("FLINT_CLI_CHECKS", flag(full))
             .env(
-                "FLINT_CLI_CHECKS",
-                if ami == "debian-12" { "1" } else { "0" },
+                "FLINT_CLIENTS_LIFECYCLE",
+                if full { "full" } else { "boot" },
             )
             .output()
             .expect("run tests/serve_e2e/clients.py");
@@ -100,26 +115,70 @@ fn run_once(ami: &str, suffix: &str) -> (Outcome, Option<(bool, String)>) {
     (running.finish(), clients)
 }
 
-/// The in-host steps (curl: SSH, volumes with data, snapshots, a second
-/// instance, stop/start, daemon SIGKILL and re-adoption) cost three more
-/// guest boots and test the daemon more than the AMI: on the default AMI
-/// only. On Debian 13 the clients' instance covers its boot, DHCP + IMDS,
-/// user data, identity, volumes at every phase, reboot and stop/start.
-fn in_host(ami: &str) -> &'static str {
-    if ami == "debian-12" { "1" } else { "0" }
+#[test]
+fn serve_debian_12_clients_boot_reboot_stop_start_volumes_and_clis() {
+    let (outcome, report) = serve("debian-12", Half::Clients { full: true });
+    assert_clients(&outcome, &report, true);
 }
 
 #[test]
-fn serve_runs_debian_12_instances_for_real_clients() {
-    serve_runs_instances_for_real_clients("debian-12");
+fn serve_debian_12_in_host_ssh_volumes_jails_readoption() {
+    let (outcome, _) = serve("debian-12", Half::InHost);
+    outcome.assert_pass();
+    for name in [
+        "serve-listening",
+        "register-image",
+        "import-key-pair",
+        "run-instances",
+        "running",
+        "run-second-instance",
+        "vmm-jailed",
+        "second-vmm-jailed",
+        "jail-uids-differ",
+        "second-instance-stopped-early",
+        "second-instance-terminated",
+        "user-data-console",
+        "get-console-output",
+        "ssh-with-key",
+        "guest-sees-ec2-identity",
+        "volume-created",
+        "volume-attached",
+        "volume-hot-attached-written",
+        "volume-detached",
+        "volume-gone-in-guest",
+        "snapshot-completed",
+        "volume-from-snapshot",
+        "snapshot-data-in-guest",
+        "volume-force-detached",
+        "volume-deleted",
+        "vm-survives-daemon-sigkill",
+        "serve-restarted",
+        "readopted",
+        "describe-after-restart",
+        "vmm-jailed-after-readoption",
+        "stop",
+        "stopped",
+        "volume-kept",
+        "started",
+        "data-survives-stop-start",
+        "terminate",
+        "terminated",
+        "root-volume-deleted",
+        "tap-removed",
+    ] {
+        outcome.assert_result(name);
+    }
 }
 
 #[test]
-fn serve_runs_debian_13_instances_for_real_clients() {
-    serve_runs_instances_for_real_clients("debian-13");
+fn serve_debian_13_clients_boot_identity_and_volumes() {
+    let (outcome, report) = serve("debian-13", Half::Clients { full: false });
+    assert_clients(&outcome, &report, false);
 }
 
-fn serve_runs_instances_for_real_clients(ami: &str) {
+/// Runs one half, again when the emulated host's kernel died (never for
+/// a plain failure: a second run of a half costs half an hour).
+fn serve(ami: &str, half: Half) -> (Outcome, String) {
     let mut attempt = 0;
     let (outcome, clients) = loop {
         attempt += 1;
@@ -128,7 +187,7 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         } else {
             format!("-retry{}", attempt - 1)
         };
-        let (outcome, clients) = run_once(ami, &suffix);
+        let (outcome, clients) = run_once(ami, half, &suffix);
         if outcome.passed || attempt == ATTEMPTS || !outcome.emulated_host_crashed() {
             break (outcome, clients);
         }
@@ -137,9 +196,16 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
             outcome.log_path.display()
         );
     };
+    if half == Half::InHost {
+        return (outcome, String::new());
+    }
     let (clients_ok, report) = clients.expect("the scenario never reported clients-ready");
     assert!(clients_ok, "real clients failed:\n{report}");
-    for check in [
+    (outcome, report)
+}
+
+fn assert_clients(outcome: &Outcome, report: &str, full: bool) {
+    let mut checks = vec![
         "boto3-create-instances",
         "boto3-running",
         "boto3-user-data-reaches-guest",
@@ -155,36 +221,31 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "phase-userspace-detach-completes",
         "phase-booted-detach-completes",
         "phases-guest-let-go-of-every-volume",
-        "phase-rebooting-detach-completes",
-        "phase-rebooting-attach-seen-after-reboot",
-        "phase-after-reboot-detach-completes",
-        "phase-stopping-attach-refused",
-        "phase-stopping-detach-completes",
-        "phase-firmware-force-detach",
         "phases-volumes-deleted",
-        "boto3-stopped",
-        "boto3-restart-keeps-private-ip",
         "boto3-terminated",
         "boto3-root-volume-deleted",
-    ] {
-        assert!(
-            report.lines().any(|l| l == format!("PASS {check}")),
-            "clients did not pass {check}:\n{report}"
-        );
-    }
-    // The CLIs' own checks run on the default AMI only (clients.py).
-    if ami == "debian-12" {
-        for check in [
+    ];
+    if full {
+        checks.extend([
+            "phase-rebooting-detach-completes",
+            "phase-rebooting-attach-seen-after-reboot",
+            "phase-after-reboot-detach-completes",
+            "phase-stopping-attach-refused",
+            "phase-stopping-detach-completes",
+            "phase-firmware-force-detach",
+            "boto3-stopped",
+            "boto3-restart-keeps-private-ip",
             "aws-pypi-get-console-output",
             "aws-pypi-terminated",
             "aws-debian-get-console-output",
             "aws-debian-terminated",
-        ] {
-            assert!(
-                report.lines().any(|l| l == format!("PASS {check}")),
-                "clients did not pass {check}:\n{report}"
-            );
-        }
+        ]);
+    }
+    for check in checks {
+        assert!(
+            report.lines().any(|l| l == format!("PASS {check}")),
+            "clients did not pass {check}:\n{report}"
+        );
     }
     outcome.assert_pass();
     for name in [
@@ -193,53 +254,6 @@ fn serve_runs_instances_for_real_clients(ami: &str) {
         "import-key-pair",
         "clients-done",
         "clients-left-nothing-running",
-    ] {
-        outcome.assert_result(name);
-    }
-    if in_host(ami) != "1" {
-        return;
-    }
-    for name in [
-        "run-instances",
-        "running",
-        "user-data-console",
-        "get-console-output",
-        "ssh-with-key",
-        "guest-sees-ec2-identity",
-        "volume-created",
-        "volume-attached",
-        "volume-hot-attached-written",
-        "volume-detached",
-        "volume-gone-in-guest",
-        "snapshot-completed",
-        "volume-from-snapshot",
-        "snapshot-data-in-guest",
-        "volume-force-detached",
-        "volume-deleted",
-        "stop",
-        "stopped",
-        "volume-kept",
-        "started",
-        "data-survives-stop-start",
-        "vm-survives-daemon-sigkill",
-        "serve-restarted",
-        "readopted",
-        "describe-after-restart",
-        "vmm-jailed-after-readoption",
-        "stop-after-restart",
-        "terminate",
-        "terminated",
-        "root-volume-deleted",
-        "tap-removed",
-        "run-second-instance",
-        "vmm-jailed",
-        "second-vmm-jailed",
-        "jail-uids-differ",
-        "second-instance-stopped-early",
-        "volume-attached-to-second-instance",
-        "volume-read-on-second-instance",
-        "volume-detached-from-second-instance",
-        "second-instance-terminated",
     ] {
         outcome.assert_result(name);
     }
