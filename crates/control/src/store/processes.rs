@@ -27,7 +27,10 @@ impl Tx<'_> {
             .transpose()
             .map_err(|_| StoreError::Constraint(format!("instance {id}: start time")))?;
         let changed = self.conn.execute(
-            "UPDATE instances SET pid = ?2, vmm_socket = ?3, vmm_start_ticks = ?4 WHERE id = ?1",
+            // A recorded process ends the launch's journal entry.
+            "UPDATE instances SET pid = ?2, vmm_socket = ?3, vmm_start_ticks = ?4,
+                 launch_token = CASE WHEN ?2 IS NULL THEN launch_token END
+             WHERE id = ?1",
             params![
                 id,
                 process.map(|p| p.pid),
@@ -62,5 +65,34 @@ impl Tx<'_> {
             }),
             _ => None,
         })
+    }
+
+    /// The launch journal: records that a VMM for `id` is about to be
+    /// spawned with `token` in its environment (None: clears it).
+    pub fn set_launch_token(&self, id: &str, token: Option<&str>) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE instances SET launch_token = ?2 WHERE id = ?1",
+            params![id, token],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "instance",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The token of a launch whose pid was never recorded, if any.
+    pub fn launch_token(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT launch_token FROM instances WHERE id = ?1",
+                [id],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
     }
 }

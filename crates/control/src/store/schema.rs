@@ -161,7 +161,15 @@ CREATE TABLE volume_modifications (
 CREATE INDEX volume_modifications_by_volume ON volume_modifications (volume_id, seq);
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: the launch journal. Written before a VMM is spawned and
+/// cleared when its pid is recorded: a daemon that dies in between leaves
+/// the token, and the next one finds the VMM by it (in the process's
+/// environment) instead of launching a second VMM on the same volumes.
+const V4: &str = "
+ALTER TABLE instances ADD COLUMN launch_token TEXT;
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {

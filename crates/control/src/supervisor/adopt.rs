@@ -8,8 +8,11 @@
 //! - It is gone: the VM ended while nobody watched. Settle the record as
 //!   if we had seen it end, from the VMM's last words on stderr (a crash
 //!   → stopped with Server.InternalError; silence → a power-off).
-//! - Pending with no process recorded: the daemon died mid-launch;
-//!   launch again.
+//! - No process recorded, but a launch journalled: the daemon died between
+//!   spawning a VMM and recording its pid. The VMM carries the launch's
+//!   token in its environment: found, it is recorded and adopted as above.
+//! - Pending with no process recorded or found: the daemon died
+//!   mid-launch; launch again.
 
 use std::sync::Arc;
 use tracing::{error, warn};
@@ -17,6 +20,7 @@ use tracing::{error, warn};
 use super::outcome::Exit;
 use super::{Live, Supervisor, SupervisorError, process, settle, vmm_client, watch};
 use crate::store::instances::{InstanceFilter, InstanceState};
+use crate::store::processes::VmmProcess;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdoptReport {
@@ -55,7 +59,12 @@ impl Supervisor {
         id: &str,
         state: InstanceState,
     ) -> Result<Adopted, SupervisorError> {
-        let recorded = self.store().read(|t| t.vmm_process(id))?;
+        // (The store's guard lives as long as a match on it: read first.)
+        let stored = self.store().read(|t| t.vmm_process(id))?;
+        let recorded = match stored {
+            Some(recorded) => Some(recorded),
+            None => self.find_journalled(id)?,
+        };
         let Some(recorded) = recorded else {
             if state == InstanceState::Pending {
                 self.reconcile(id, false);
@@ -96,6 +105,33 @@ impl Supervisor {
             _ => {}
         }
         Ok(Adopted::Live)
+    }
+}
+
+impl Supervisor {
+    /// A VMM whose launch was journalled but whose pid never made it to
+    /// the store (the daemon died in between): found by its launch token
+    /// and recorded now, so that it is adopted rather than launched twice.
+    fn find_journalled(&self, id: &str) -> Result<Option<VmmProcess>, SupervisorError> {
+        // (Its own statement: the store's guard must be gone before the
+        // writes below.)
+        let journalled = self.store().read(|t| t.launch_token(id))?;
+        let Some(token) = journalled else {
+            return Ok(None);
+        };
+        let Some((pid, start_ticks)) = process::find_launched(&token) else {
+            self.store().write(|t| t.set_launch_token(id, None))?;
+            return Ok(None);
+        };
+        let found = VmmProcess {
+            pid,
+            start_ticks,
+            socket: self.layout().socket(id).to_string_lossy().into_owned(),
+        };
+        self.store()
+            .write(|t| t.set_vmm_process(id, Some(&found)))?;
+        warn!(instance_id = %id, pid, "flint serve: instance {id}: found its VMM (pid {pid}) by the launch journal");
+        Ok(Some(found))
     }
 }
 

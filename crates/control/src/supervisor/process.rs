@@ -16,14 +16,28 @@ use super::layout::START_MARKER;
 /// The size past which a VMM log is moved to `LOG.1` at the next start.
 pub const VMM_LOG_MAX: u64 = 1 << 20;
 
+/// The environment variable that carries a launch's journal token into the
+/// VMM process (and its children: the jail's relay and the VMM itself).
+pub const LAUNCH_TOKEN_ENV: &str = "FLINT_LAUNCH_TOKEN";
+
+/// A new launch token: 128 random bits, hex (unique even where
+/// getrandom(2) is refused: see `random::fill`).
+pub fn new_launch_token() -> String {
+    let mut bytes = [0u8; 16];
+    ec2_wire::random::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Starts `command... EXTRA... --config CONFIG` in a session of its own, so that
 /// neither the daemon's death nor a signal to its process group reaches
-/// the VM; stdin is /dev/null, stdout and stderr append to `log`.
+/// the VM; stdin is /dev/null, stdout and stderr append to `log`;
+/// `launch_token` goes into its environment (see [`find_launched`]).
 pub fn spawn(
     command: &[String],
     extra: &[String],
     config: &Path,
     log: &Path,
+    launch_token: &str,
 ) -> Result<Child, SupervisorError> {
     let (program, args) = command
         .split_first()
@@ -51,6 +65,7 @@ pub fn spawn(
         .args(extra)
         .arg("--config")
         .arg(config)
+        .env(LAUNCH_TOKEN_ENV, launch_token)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -87,6 +102,35 @@ pub fn parse_stat(stat: &str) -> Option<u64> {
     }
     // After the state (field 3), field 22 is the 19th further on.
     fields.nth(18)?.parse().ok()
+}
+
+/// The process a launch with `token` spawned, found by the token in its
+/// environment, with its start time: the topmost of the processes that
+/// carry it (the jail's relay forks the VMM, which inherits the variable).
+/// None when no live process carries it.
+pub fn find_launched(token: &str) -> Option<(i32, u64)> {
+    let needle = format!("{LAUNCH_TOKEN_ENV}={token}");
+    let carries = |pid: i32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+    };
+    let found: Vec<i32> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| carries(*pid))
+        .collect();
+    found
+        .iter()
+        .copied()
+        .find(|pid| parent_of(*pid).is_none_or(|parent| !found.contains(&parent)))
+        .and_then(|pid| Some((pid, start_ticks(pid)?)))
+}
+
+/// Field 4 of /proc/PID/stat: the parent's pid.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Whether `pid` is still the process that started at `ticks`.

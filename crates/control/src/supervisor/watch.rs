@@ -123,11 +123,17 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
         }
         None => Vec::new(),
     };
+    // The journal entry first: a daemon that dies before the pid is
+    // recorded leaves the token, by which the next one finds this VMM.
+    let token = process::new_launch_token();
+    sup.store()
+        .write(|t| t.set_launch_token(id, Some(&token)))?;
     let spawned = process::spawn(
         &cfg.vmm_command,
         &jail_args,
         &config_path,
         &layout.vmm_log(id),
+        &token,
     );
     let child = match spawned {
         Ok(child) => child,

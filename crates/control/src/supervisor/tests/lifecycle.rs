@@ -304,3 +304,113 @@ fn a_new_supervisor_adopts_live_vms_and_settles_dead_ones() {
     f.wait_for(&live.id, InstanceState::Stopped);
     signal(dead_pid, libc::SIGKILL);
 }
+
+#[test]
+fn a_vmm_spawned_just_before_the_daemon_died_is_adopted_not_launched_twice() {
+    let mut f = fixture("journal", |_| {});
+    // A pending record whose launch was journalled and spawned, but whose
+    // pid never reached the store: what a daemon killed between the two
+    // leaves behind.
+    let (cfg, image) = (f.sup.config().clone(), f.image.clone());
+    let record = f
+        .store
+        .write(|t| {
+            records::insert_instance(
+                t,
+                &cfg,
+                &image,
+                &LaunchRequest::new("t3.nano"),
+                "r-0123456789abcdef0",
+                0,
+            )
+        })
+        .unwrap();
+    let token = process::new_launch_token();
+    f.store
+        .write(|t| t.set_launch_token(&record.id, Some(&token)))
+        .unwrap();
+    let log = f.dir.path().join("orphan.log");
+    let config = f.dir.path().join("orphan.json");
+    let mut orphan = process::spawn(
+        &["sh".into(), "-c".into(), "sleep 300".into(), "sh".into()],
+        &[],
+        &config,
+        &log,
+        &token,
+    )
+    .unwrap();
+    let orphan_pid = i32::try_from(orphan.id()).unwrap();
+    // (sh may not have exec'd sleep yet: the token is in its environment
+    // either way.)
+    let second = Supervisor::new(cfg).unwrap();
+    let report = second.adopt_all().unwrap();
+    assert_eq!(report.adopted, vec![record.id.clone()], "{report:?}");
+    assert!(
+        report.launched.is_empty(),
+        "launched a second VMM: {report:?}"
+    );
+    assert_eq!(f.pid(&record.id), orphan_pid);
+    let journal = f.store.read(|t| t.launch_token(&record.id)).unwrap();
+    assert_eq!(journal, None, "the recorded pid ends the journal entry");
+    // A journal entry whose process is gone: launched again as before.
+    let stale = f
+        .store
+        .write(|t| {
+            let r = records::insert_instance(
+                t,
+                &second.config().clone(),
+                &f.image,
+                &LaunchRequest::new("t3.nano"),
+                "r-0123456789abcdef1",
+                0,
+            )?;
+            t.set_launch_token(&r.id, Some("00000000000000000000000000000000"))?;
+            Ok::<_, crate::store::StoreError>(r)
+        })
+        .unwrap();
+    let third = Supervisor::new(second.config().clone()).unwrap();
+    let report = third.adopt_all().unwrap();
+    assert!(report.launched.contains(&stale.id), "{report:?}");
+    f.wait_for(&stale.id, InstanceState::Running);
+    let _ = orphan.kill();
+    let _ = orphan.wait();
+}
+
+#[test]
+fn the_launch_token_finds_the_topmost_process_that_carries_it() {
+    let dir = TempDir::new("token");
+    let token = process::new_launch_token();
+    assert_eq!(token.len(), 32);
+    assert_ne!(token, process::new_launch_token());
+    // A parent that forks a child (as the jail's relay forks the VMM):
+    // both carry the token; the parent is the one the daemon tracks.
+    let mut parent = process::spawn(
+        &[
+            "sh".into(),
+            "-c".into(),
+            "sleep 300 & wait".into(),
+            "sh".into(),
+        ],
+        &[],
+        &dir.path().join("c.json"),
+        &dir.path().join("c.log"),
+        &token,
+    )
+    .unwrap();
+    let pid = i32::try_from(parent.id()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Wait for the child to exist, so that two processes carry the token.
+    while std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the child never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let found = process::find_launched(&token);
+    assert_eq!(found.map(|(p, _)| p), Some(pid));
+    assert!(process::find_launched("not-a-token").is_none());
+    signal(pid, libc::SIGKILL);
+    let _ = parent.wait();
+}
