@@ -54,6 +54,16 @@ fn the_data_dir_is_private_to_root() {
 }
 
 #[test]
+fn admission_refuses_what_the_host_cannot_hold() {
+    scenario("capacity");
+}
+
+#[test]
+fn a_full_data_dir_is_a_clear_error_and_the_vm_keeps_running() {
+    scenario("full_disk");
+}
+
+#[test]
 fn sigkill_of_the_daemon_leaves_vms_running_and_they_are_readopted() {
     scenario("restart");
 }

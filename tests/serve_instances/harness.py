@@ -32,12 +32,18 @@ def free_port():
     return port
 
 
+# The stand-in VMM holds no guest memory: the daemon may commit far more
+# than this machine has (scenarios that test admission set their own).
+ROOMY = ["--memory-overcommit", "1000", "--vcpu-overcommit", "1000"]
+
+
 class Daemon:
-    def __init__(self, data_dir, env=None):
+    def __init__(self, data_dir, env=None, args=None):
         self.data_dir = data_dir
         self.port = free_port()
         self.env = dict(os.environ)
         self.env.update(env or {})
+        self.args = ROOMY if args is None else args
         self.proc = None
         self.log = open(os.path.join(data_dir, "serve.log"), "ab")
 
@@ -48,7 +54,7 @@ class Daemon:
              "--listen", f"127.0.0.1:{self.port}", "--insecure-no-auth", "--bridge", "none",
              "--subnet", "172.31.0.0/20",
              "--vmm-command", f"{sys.executable} {STANDIN}", "--no-jail",
-             "--stop-timeout", "5", "--terminate-timeout", "3"],
+             "--stop-timeout", "5", "--terminate-timeout", "3", *self.args],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=self.env)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -149,13 +155,14 @@ def waiter(client, name):
     return lambda ids: w.wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 40})
 
 
-def run_scenario(scenarios, env=None):
+def run_scenario(scenarios, env=None, args=None):
     """The scenario scripts' main: runs scenarios[argv[1]] against a daemon
-    on the data dir argv[2] (started with `env` added), prints
+    on the data dir argv[2] (started with `env` added, and args[NAME] instead
+    of the roomy admission ratios if given), prints
     "scenario NAME: passed", then leaves no VM behind: terminates what is
     left and stops the daemon."""
     name, data_dir = sys.argv[1], sys.argv[2]
-    daemon = Daemon(data_dir, env=env).start()
+    daemon = Daemon(data_dir, env=env, args=(args or {}).get(name)).start()
     try:
         scenarios[name](daemon)
         print(f"scenario {name}: passed", flush=True)

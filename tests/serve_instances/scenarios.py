@@ -457,8 +457,118 @@ def cli_output(d):
     waiter(ec2, "instance_terminated")(ids)
 
 
+# Admission: 4 vCPUs in all, whatever this machine has (+0.5: the daemon
+# rounds the product down), and memory to spare.
+CPUS = len(os.sched_getaffinity(0))
+CAPACITY_ARGS = ["--vcpu-overcommit", f"{4.5 / CPUS:.6f}", "--memory-overcommit", "1000"]
+
+
+def live(ec2):
+    return sorted(i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                  if i["State"]["Name"] != "terminated")
+
+
+def capacity(d):
+    """RunInstances and StartInstances take no more of the host than it has:
+    MaxCount shrinks to what fits, MinCount above it and a start of a
+    stopped instance on a full host are InsufficientInstanceCapacity with
+    nothing changed, freed room is usable again; memory likewise."""
+    ec2 = d.client()
+    ami = register_image(d)
+    micro = dict(ImageId=ami, InstanceType="t2.micro")  # 1 vCPU, 1 GiB
+    r = ec2.run_instances(MinCount=1, MaxCount=6, **micro)
+    four = [i["InstanceId"] for i in r["Instances"]]
+    check("max-count-shrinks-to-capacity", len(four) == 4, four)
+    waiter(ec2, "instance_running")(four)
+    code, status = error_code(ec2.run_instances, MinCount=1, MaxCount=1, **micro)
+    check("full-host-refuses", (code, status) == ("InsufficientInstanceCapacity", 500), (code, status))
+    code, status = error_code(ec2.run_instances, MinCount=1, MaxCount=1, DryRun=True, **micro)
+    check("dry-run-checks-no-capacity", code == "DryRunOperation", code)
+    ec2.stop_instances(InstanceIds=[four[0]])
+    waiter(ec2, "instance_stopped")([four[0]])
+    code, _ = error_code(ec2.run_instances, MinCount=2, MaxCount=2, **micro)
+    check("min-count-above-room-refused", code == "InsufficientInstanceCapacity", code)
+    check("refused-launch-left-nothing", live(ec2) == sorted(four), live(ec2))
+    fifth = ec2.run_instances(MinCount=1, MaxCount=1, **micro)["Instances"][0]["InstanceId"]
+    check("stopped-instance-frees-its-room", fifth.startswith("i-"), fifth)
+    waiter(ec2, "instance_running")([fifth])
+    code, _ = error_code(ec2.start_instances, InstanceIds=[four[0]])
+    check("start-on-full-host-refused", code == "InsufficientInstanceCapacity", code)
+    check("refused-start-stays-stopped",
+          describe_one(ec2, four[0])["State"]["Name"] == "stopped", describe_one(ec2, four[0])["State"])
+    ec2.terminate_instances(InstanceIds=[fifth])
+    waiter(ec2, "instance_terminated")([fifth])
+    ec2.start_instances(InstanceIds=[four[0]])
+    waiter(ec2, "instance_running")([four[0]])
+    check("start-after-room-freed", True)
+
+    # Memory: a daemon that may commit almost none of it.
+    other = os.path.join(d.data_dir, "tight")
+    os.makedirs(other)
+    from harness import Daemon
+    tight = Daemon(other, args=["--memory-overcommit", "0.001"]).start()
+    try:
+        ec2t = tight.client()
+        code, _ = error_code(ec2t.run_instances, MinCount=1, MaxCount=1, ImageId=register_image(tight),
+                             InstanceType="t3.nano")
+        check("memory-short-refused", code == "InsufficientInstanceCapacity", code)
+        check("memory-short-nothing-made", live(ec2t) == [], live(ec2t))
+    finally:
+        tight.stop()
+
+
+def full_disk(d):
+    """A data dir filled to 100 %: the running VM keeps running and the API
+    answers; calls that need space fail with EC2's capacity errors; once
+    there is room again they work."""
+    import errno
+    from harness import ROOMY, Daemon
+    small = os.path.join(d.data_dir, "small")
+    os.makedirs(small)
+    # 320 MiB: room for the image, the store and the 256 MiB the daemon
+    # keeps free.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320m,mode=0700", "flint-full-disk", small], check=True)
+    daemon = None
+    try:
+        daemon = Daemon(small, args=ROOMY).start()
+        ec2 = daemon.client()
+        ami = register_image(daemon)
+        iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.nano",
+                                UserData="#!/bin/sh\necho hello\n")["Instances"][0]["InstanceId"]
+        waiter(ec2, "instance_running")([iid])
+        vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+        ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1})
+        filler = os.path.join(small, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\xff" * (1 << 20))
+                    f.flush()
+            except OSError as e:
+                check("disk-filled", e.errno == errno.ENOSPC, e)
+        code, status = error_code(ec2.create_volume, AvailabilityZone="us-east-1a", Size=1)
+        check("full-create-volume", (code, status) == ("InsufficientVolumeCapacity", 500), (code, status))
+        code, _ = error_code(ec2.create_snapshot, VolumeId=vol)
+        check("full-create-snapshot", code == "InsufficientCapacity", code)
+        code, _ = error_code(ec2.run_instances, ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.nano")
+        check("full-run-instances", code == "InsufficientInstanceCapacity", code)
+        check("full-vm-keeps-running", describe_one(ec2, iid)["State"]["Name"] == "running",
+              describe_one(ec2, iid)["State"])
+        check("full-console-output", "hello" in ec2.get_console_output(InstanceId=iid).get("Output", ""))
+        check("full-daemon-alive", daemon.proc.poll() is None)
+        os.unlink(filler)
+        vol2 = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+        check("room-again-create-volume", vol2.startswith("vol-"), vol2)
+        ec2.terminate_instances(InstanceIds=[iid])
+        waiter(ec2, "instance_terminated")([iid])
+    finally:
+        if daemon:
+            daemon.stop()
+        subprocess.run(["umount", "-l", small], check=False)
+
+
 SCENARIOS = {f.__name__: f for f in (lifecycle, requests, concurrency, guest_events, restart,
-                                     private_data, cli_output)}
+                                     private_data, cli_output, capacity, full_disk)}
 
 if __name__ == "__main__":
-    run_scenario(SCENARIOS)
+    run_scenario(SCENARIOS, args={"capacity": CAPACITY_ARGS})

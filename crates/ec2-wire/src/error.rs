@@ -388,6 +388,22 @@ impl Ec2Error {
         )
     }
 
+    /// The host has no room for the instances (a server error in EC2:
+    /// retrying later may succeed).
+    pub fn insufficient_instance_capacity(message: impl Into<String>) -> Self {
+        Self::new("InsufficientInstanceCapacity", 500, message)
+    }
+
+    /// No room for a volume on the host's disk.
+    pub fn insufficient_volume_capacity(message: impl Into<String>) -> Self {
+        Self::new("InsufficientVolumeCapacity", 500, message)
+    }
+
+    /// No room for anything else the host stores (snapshots, images).
+    pub fn insufficient_capacity(message: impl Into<String>) -> Self {
+        Self::new("InsufficientCapacity", 500, message)
+    }
+
     pub fn instance_limit_exceeded(limit: usize) -> Self {
         Self::bad_request(
             "InstanceLimitExceeded",

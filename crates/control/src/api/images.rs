@@ -10,6 +10,8 @@
 //! What the store's image table has no column for (description, root
 //! device name, architecture) lives beside it in `<ami-id>.json`.
 
+use crate::api::admission_error;
+use crate::supervisor::admission;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -257,6 +259,17 @@ fn register_image(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         return Err(Ec2Error::ami_name_duplicate(name));
     }
     call.check_dry_run()?;
+    // The image is a copy of the import (raw, or qcow2 converted to raw:
+    // at most its virtual size; counted as the file's allocated bytes).
+    let need = {
+        use std::os::unix::fs::MetadataExt;
+        source
+            .file
+            .metadata()
+            .map_or(source.len, |m| m.blocks().saturating_mul(512))
+    };
+    admission::check_disk(&call.ctx.images_dir(), need)
+        .map_err(|e| admission_error(e, Ec2Error::insufficient_capacity))?;
 
     let id = ids::new_id(ResourceKind::Image);
     let final_path = call.ctx.images_dir().join(format!("{id}.raw"));

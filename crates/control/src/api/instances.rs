@@ -53,6 +53,7 @@ pub fn start(ctx: &Context) -> Result<(), String> {
     cfg.direct_io = ctx.config.direct_io;
     cfg.jail = ctx.config.jail.clone();
     cfg.console_log_max_bytes = ctx.config.console_log_max_bytes;
+    cfg.admission = ctx.config.admission;
     let sup = Supervisor::new(cfg).map_err(|e| e.to_string())?;
     let report = sup.adopt_all().map_err(|e| e.to_string())?;
     if report != Default::default() {

@@ -69,6 +69,7 @@ use sha2::{Digest, Sha256};
 
 use super::store::{Store, StoreError};
 use super::supervisor::Supervisor;
+use super::supervisor::admission::AdmissionError;
 use ec2_wire::error::Ec2Error;
 use ec2_wire::request::Ec2Request;
 use ec2_wire::response::ResponseError;
@@ -111,6 +112,8 @@ pub struct Config {
     /// Cap on each of an instance's two console log files
     /// (`--console-log-max`); None: the VMM's default (1 MiB).
     pub console_log_max_bytes: Option<u64>,
+    /// `--memory-overcommit`, `--vcpu-overcommit`.
+    pub admission: crate::supervisor::admission::AdmissionPolicy,
 }
 
 impl Default for Config {
@@ -129,6 +132,7 @@ impl Default for Config {
             jail: None,
             import_dir: None,
             console_log_max_bytes: None,
+            admission: Default::default(),
         }
     }
 }
@@ -309,6 +313,22 @@ impl From<StoreError> for Ec2Error {
             | StoreError::Corrupt { .. }
             | StoreError::Constraint(_) => Ec2Error::internal_error(e.to_string()),
         }
+    }
+}
+
+/// An admission refusal as EC2 says it: `refused` builds the error for
+/// running out of room (InsufficientInstanceCapacity & co.); the store's
+/// and the host's own failures map as usual.
+pub fn admission_error(e: AdmissionError, refused: impl Fn(String) -> Ec2Error) -> Ec2Error {
+    match e {
+        AdmissionError::Store(e) => e.into(),
+        AdmissionError::UnknownType(t) => Ec2Error::invalid_parameter_value(
+            "InstanceType",
+            &t,
+            "The instance type is not supported on this host.",
+        ),
+        AdmissionError::Statvfs { .. } => Ec2Error::internal_error(e.to_string()),
+        AdmissionError::Instances { .. } | AdmissionError::Disk { .. } => refused(e.to_string()),
     }
 }
 

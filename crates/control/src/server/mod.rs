@@ -114,6 +114,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(4096..))]
     pub console_log_max: u64,
+    /// RunInstances / StartInstances commit at most this many times the
+    /// memory the host has for instances (MemAvailable plus what running
+    /// VMMs hold); beyond it they answer InsufficientInstanceCapacity.
+    #[arg(long, value_name = "RATIO", default_value_t = 1.0, value_parser = parse_ratio)]
+    pub memory_overcommit: f64,
+    /// The same for vCPUs against the host's CPUs.
+    #[arg(long, value_name = "RATIO", default_value_t = 4.0, value_parser = parse_ratio)]
+    pub vcpu_overcommit: f64,
+}
+
+/// A positive, finite overcommit ratio.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(format!(
+            "{text}: expected a ratio above 0 and at most 1000, e.g. 1.5"
+        )),
+    }
 }
 
 #[derive(Debug, Error)]
@@ -233,6 +251,10 @@ fn serve(args: &ServeArgs) -> Result<(), ServerError> {
         }),
         import_dir: args.import_dir.clone(),
         console_log_max_bytes: Some(args.console_log_max),
+        admission: crate::supervisor::admission::AdmissionPolicy {
+            memory_overcommit: args.memory_overcommit,
+            vcpu_overcommit: args.vcpu_overcommit,
+        },
         ..Config::default()
     };
     let ctx = Context::open(&args.data_dir, config)?;

@@ -18,6 +18,7 @@
 //!   start [`Supervisor::adopt_all`] finds them again (pid + start time +
 //!   control socket) or reconciles their records (adopt.rs).
 
+pub mod admission;
 mod adopt;
 pub mod disks;
 pub mod jail;
@@ -116,6 +117,9 @@ pub struct SupervisorConfig {
     /// Cap on each of an instance's two console log files (None: the
     /// VMM's default).
     pub console_log_max_bytes: Option<u64>,
+    /// How far RunInstances / StartInstances may commit the host's memory
+    /// and CPUs (admission.rs).
+    pub admission: admission::AdmissionPolicy,
 }
 
 impl SupervisorConfig {
@@ -143,6 +147,7 @@ impl SupervisorConfig {
             kill_grace: Duration::from_secs(10),
             jail: None,
             console_log_max_bytes: None,
+            admission: admission::AdmissionPolicy::default(),
         }
     }
 

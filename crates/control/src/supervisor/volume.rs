@@ -201,6 +201,15 @@ fn copy_range(
     Ok(())
 }
 
+/// The bytes a file holds on disk (a sparse copy takes no more); 0 when it
+/// cannot be read.
+pub fn allocated_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .map(|m| m.blocks().saturating_mul(512))
+        .unwrap_or(0)
+}
+
 /// The size in GiB a volume of `bytes` needs (at least 1).
 pub fn gib_for(bytes: u64) -> u64 {
     bytes.div_ceil(GIB).max(1)

@@ -8,8 +8,9 @@
 
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{existing, render, required_instance_ids, supervisor};
+use crate::api::admission_error;
 use crate::store::Tx;
-use crate::store::instances::{InstanceState, StateChange};
+use crate::store::instances::{InstanceRecord, InstanceState, StateChange};
 use crate::supervisor::outcome;
 use crate::supervisor::vm_config::ROOT_DEVICE;
 use InstanceState::*;
@@ -56,6 +57,17 @@ fn change(
     wanted: &str,
     plan: impl Fn(InstanceState) -> Move,
 ) -> Result<Vec<StateChange>, Ec2Error> {
+    change_admitted(call, wanted, plan, |_, _| Ok(()))
+}
+
+/// [`change`], with `admit` asked (in the same transaction, after the
+/// dry-run check) whether the host takes the records that move.
+fn change_admitted(
+    call: &Call<'_>,
+    wanted: &str,
+    plan: impl Fn(InstanceState) -> Move,
+    admit: impl Fn(&Tx<'_>, &[&InstanceRecord]) -> Result<(), Ec2Error>,
+) -> Result<Vec<StateChange>, Ec2Error> {
     let ids = required_instance_ids(call)?;
     let mut store = call.ctx.store()?;
     store.write(|t: &Tx<'_>| {
@@ -70,6 +82,11 @@ fn change(
             }
         }
         call.check_dry_run()?;
+        let moving: Vec<&InstanceRecord> = records
+            .iter()
+            .filter(|r| matches!(plan(r.state), Move::To(_)))
+            .collect();
+        admit(t, &moving)?;
         let mut changes = Vec::with_capacity(records.len());
         for r in &records {
             changes.push(match plan(r.state) {
@@ -123,11 +140,29 @@ fn check_root_volumes(call: &Call<'_>) -> Result<(), Ec2Error> {
 fn start_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     let sup = supervisor(call)?;
     check_root_volumes(call)?;
-    let changes = change(call, "started", |s| match s {
-        Stopped => Move::To(Pending),
-        Pending | Running => Move::Stay,
-        _ => Move::Refuse,
-    })?;
+    // Every instance that starts must fit, or none starts (EC2 answers
+    // InsufficientInstanceCapacity for the request).
+    let admit = |t: &Tx<'_>, starting: &[&InstanceRecord]| {
+        let capacity = |e| admission_error(e, Ec2Error::insufficient_instance_capacity);
+        let demands = starting
+            .iter()
+            .map(|r| sup.demand_of(&r.instance_type))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(capacity)?;
+        sup.admit_in(t, &demands, demands.len())
+            .map(drop)
+            .map_err(capacity)
+    };
+    let changes = change_admitted(
+        call,
+        "started",
+        |s| match s {
+            Stopped => Move::To(Pending),
+            Pending | Running => Move::Stay,
+            _ => Move::Refuse,
+        },
+        admit,
+    )?;
     for c in &changes {
         sup.kick(&c.id, false);
     }

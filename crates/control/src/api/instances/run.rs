@@ -6,6 +6,7 @@
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::describe::extras;
 use super::{render, supervisor};
+use crate::api::admission_error;
 use crate::api::codec;
 use crate::api::volumes::rules as volume_rules;
 use crate::store::StoreError;
@@ -14,7 +15,7 @@ use crate::store::instances::{InstanceRecord, ShutdownBehavior};
 use crate::store::modifications::VolumeSpec;
 use crate::supervisor::network::derived_id;
 use crate::supervisor::records::{self, LaunchRequest};
-use crate::supervisor::{types, volume};
+use crate::supervisor::{admission, types, volume};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
 use ec2_wire::request::Scope;
@@ -193,9 +194,24 @@ fn run_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         launch.root_iops = spec.iops;
         launch.root_throughput = spec.throughput;
         call.check_dry_run()?;
+        // As many as the host has room for, down to MinCount (EC2 answers
+        // InsufficientInstanceCapacity below that); each root volume starts
+        // as a copy of the image's data.
+        let capacity = |e| admission_error(e, Ec2Error::insufficient_instance_capacity);
+        let demand = sup.demand_of(&launch.instance_type).map_err(capacity)?;
+        let wanted = vec![demand; usize::try_from(count).unwrap_or(0)];
+        let fits = sup
+            .admit_in(t, &wanted, usize::try_from(min).unwrap_or(0))
+            .map_err(capacity)?;
+        let image_bytes = volume::allocated_bytes(std::path::Path::new(&image.path));
+        admission::check_disk(
+            &cfg.layout.volumes_dir(),
+            image_bytes.saturating_mul(fits as u64),
+        )
+        .map_err(capacity)?;
         let mut made = Vec::new();
-        for index in 0..count {
-            let index = u32::try_from(index).unwrap_or(0);
+        for index in 0..fits {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
             match records::insert_instance(t, &cfg, &image, &launch, &reservation_id, index) {
                 Ok(r) => made.push(r),
                 // Fewer than asked is fine down to MinCount, as on EC2.

@@ -9,10 +9,12 @@ use super::super::tags::{TAG_SPEC_PARAMS, tag_specifications, tags_for};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::rules::{self, non_negative, small};
 use super::{client_token, render, supervisor};
+use crate::api::admission_error;
 use crate::store::modifications::VolumeSpec;
 use crate::store::now_ms;
 use crate::store::snapshots::SnapshotState;
 use crate::store::volumes::{VolumeRecord, VolumeState};
+use crate::supervisor::{admission, volume};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
 
@@ -174,6 +176,12 @@ fn create_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
             throughput,
         })?;
         call.check_dry_run()?;
+        // A new volume is sparse: it takes the snapshot's data, or nothing.
+        let need = snapshot
+            .as_ref()
+            .map_or(0, |s| volume::allocated_bytes(std::path::Path::new(&s.path)));
+        admission::check_disk(&cfg.layout.volumes_dir(), need)
+            .map_err(|e| admission_error(e, Ec2Error::insufficient_volume_capacity))?;
         let id = ids::new_id(ResourceKind::Volume);
         let record = VolumeRecord {
             id: id.clone(),

@@ -12,8 +12,10 @@ use super::super::paging::{PageRequest, paginate};
 use super::super::tags::{TAG_SPEC_PARAMS, tag_specifications, tags_for};
 use super::super::{ActionSpec, Call, DryRun, Registry};
 use super::{id_list, live_volume, one_id, render, supervisor};
+use crate::api::admission_error;
 use crate::store::now_ms;
 use crate::store::snapshots::{SnapshotRecord, SnapshotState};
+use crate::supervisor::{admission, volume};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
 use tracing::warn;
@@ -94,6 +96,10 @@ fn create_snapshot(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
             "snapshots are taken of available or in-use volumes.",
         )?;
         call.check_dry_run()?;
+        // A snapshot is a copy of the volume's data.
+        let need = volume::allocated_bytes(std::path::Path::new(&v.path));
+        admission::check_disk(&cfg.layout.snapshots_dir(), need)
+            .map_err(|e| admission_error(e, Ec2Error::insufficient_capacity))?;
         let id = ids::new_id(ResourceKind::Snapshot);
         let record = SnapshotRecord {
             id: id.clone(),
