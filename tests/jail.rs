@@ -204,6 +204,7 @@ fn a_jailed_vmm_runs_with_no_privileges_in_its_own_root() {
     assert!(!status_field(&status, "Uid").starts_with("0\t"), "{status}");
     assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
     assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&status, "Seccomp"), "2", "the relay's filter");
     // The VMM is the relay's only child, pid 1 of its PID namespace.
     let children = std::fs::read_to_string(format!("/proc/{relay}/task/{relay}/children")).unwrap();
     let inner: u32 = children.split_whitespace().next().unwrap().parse().unwrap();

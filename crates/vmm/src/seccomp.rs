@@ -88,6 +88,33 @@ pub enum SeccompError {
     },
     #[error("cannot install the SIGSYS handler: {0}")]
     SigsysHandler(std::io::Error),
+    #[error("the jail relay's seccomp filter: {0}")]
+    Relay(String),
+}
+
+/// The rules of the jail's relay process (resources/seccomp/relay.json).
+const RELAY_RULES: &str = include_str!("../../../resources/seccomp/relay.json");
+
+/// Installs the filter of the jail's relay (jail/relay.rs): the process
+/// outside the VMM's PID namespace that waits for the VMM, forwards
+/// termination signals to it and exits as it did. It may do only that;
+/// anything else kills it at once (no report: it has nothing to say, and
+/// the daemon sees the death of the pid it tracks).
+pub fn install_relay() -> Result<(), SeccompError> {
+    let program = compile_relay()?;
+    seccompiler::apply_filter(&program).map_err(|e| SeccompError::Relay(e.to_string()))
+}
+
+/// The relay's filter as BPF, behind the clone3 prelude.
+pub fn compile_relay() -> Result<BpfProgram, SeccompError> {
+    let mut filters = seccompiler::compile_from_json(RELAY_RULES.as_bytes(), TargetArch::x86_64)
+        .map_err(|e| SeccompError::Relay(e.to_string()))?;
+    let rules = filters
+        .remove("relay")
+        .ok_or_else(|| SeccompError::Relay("relay.json has no \"relay\" filter".into()))?;
+    let mut program = clone3_prelude();
+    program.extend(rules);
+    Ok(program)
 }
 
 /// Compiles the filter of `kind` to BPF (x86_64), behind the clone3 prelude

@@ -4,7 +4,8 @@
 //! termination signals to the VMM, and exits as the VMM did. It drops to
 //! the jail's ids and capabilities too (and is pivoted into the jail with
 //! the VMM: they share the mount namespace); the VMM dies with it
-//! (parent-death signal).
+//! (parent-death signal). Its own seccomp filter (resources/seccomp/
+//! relay.json) allows waiting, signalling and exiting, nothing else.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -26,9 +27,11 @@ pub fn run(vmm: libc::pid_t, spec: &JailSpec, last_cap: u32) -> ! {
         // SAFETY: installs a handler that only calls kill(2).
         unsafe { libc::signal(signal, forward as *const () as libc::sighandler_t) };
     }
-    if let Err(e) =
-        creds::drop_to(spec.uid, spec.gid, last_cap).and_then(|()| creds::no_new_privs())
-    {
+    let contained = creds::drop_to(spec.uid, spec.gid, last_cap)
+        .and_then(|()| creds::no_new_privs())
+        .map_err(|e| e.to_string())
+        .and_then(|()| crate::seccomp::install_relay().map_err(|e| e.to_string()));
+    if let Err(e) = contained {
         eprintln!("flint vmm: jail relay: {e}");
         // SAFETY: kill(2) of our own child.
         unsafe { libc::kill(vmm, libc::SIGKILL) };

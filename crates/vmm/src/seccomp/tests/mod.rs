@@ -158,6 +158,29 @@ fn filters_compile_and_fit_in_a_bpf_program() {
         assert_eq!(filter["mismatch_action"], "trap", "{kind}");
         assert_eq!(filter["match_action"], "allow", "{kind}");
     }
+    // The jail's relay: a few calls, anything else kills it.
+    let relay = super::compile_relay().unwrap_or_else(|e| panic!("{e}"));
+    assert!(relay.len() <= 4096);
+    let json: Value =
+        serde_json::from_str(include_str!("../../../../../resources/seccomp/relay.json")).unwrap();
+    assert_eq!(json["relay"]["mismatch_action"], "kill_process");
+    let allowed: Vec<&str> = json["relay"]["filter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["syscall"].as_str())
+        .collect();
+    for never in [
+        "openat",
+        "execve",
+        "socket",
+        "clone",
+        "ioctl",
+        "io_uring_setup",
+        "mmap",
+    ] {
+        assert!(!allowed.contains(&never), "the relay may {never}");
+    }
 }
 
 // ----- child processes ---------------------------------------------------
