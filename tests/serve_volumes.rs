@@ -9,7 +9,8 @@
 //! them; ModifyVolume while attached; errors, ClientToken, DryRun,
 //! filters, pages, DeleteOnTermination; SIGKILL of the daemon while a
 //! detach is under way; RunInstances' data-volume mappings (made at
-//! launch, in vm.json, deleted at termination by DeleteOnTermination). No host networking (`--bridge none`).
+//! launch, in vm.json, deleted at termination by DeleteOnTermination)
+//! and DescribeInstanceAttribute. No host networking (`--bridge none`).
 //!
 //! boto3 comes from the venv scripts/install-deps makes
 //! (/var/cache/flint/venv or $FLINT_VENV). Without it the test fails

@@ -119,6 +119,39 @@ def launch_mappings(d):
     refused("attachment-limit", "AttachmentLimitExceeded", many)
     check("refusals-made-nothing", len(ec2.describe_volumes()["Volumes"]) == len(before) + 3)
 
+    # DescribeInstanceAttribute.
+    def attr(name):
+        return ec2.describe_instance_attribute(InstanceId=iid, Attribute=name)
+    check("attr-type", attr("instanceType")["InstanceType"] == {"Value": "t3.micro"})
+    check("attr-root", attr("rootDeviceName")["RootDeviceName"] == {"Value": "/dev/xvda"})
+    bdm = attr("blockDeviceMapping")["BlockDeviceMappings"]
+    check("attr-mappings", [(b["DeviceName"], b["Ebs"]["VolumeId"], b["Ebs"]["DeleteOnTermination"])
+                            for b in bdm]
+          == [("/dev/xvda", root, True), ("/dev/sdf", sdf, False), ("/dev/sdg", sdg, True)], bdm)
+    check("attr-shutdown", attr("instanceInitiatedShutdownBehavior")
+          ["InstanceInitiatedShutdownBehavior"] == {"Value": "stop"})
+    check("attr-bools", attr("disableApiTermination")["DisableApiTermination"] == {"Value": False}
+          and attr("sourceDestCheck")["SourceDestCheck"] == {"Value": True}
+          and attr("ebsOptimized")["EbsOptimized"] == {"Value": False}
+          and attr("enaSupport")["EnaSupport"] == {"Value": True}
+          and attr("disableApiStop")["DisableApiStop"] == {"Value": False})
+    check("attr-empty", attr("groupSet")["Groups"] == [] and attr("kernel")["KernelId"] == {}
+          and attr("userData")["UserData"] == {} and attr("sriovNetSupport")["SriovNetSupport"] == {},
+          attr("kernel"))
+    check("attr-instance-id", attr("ramdisk")["InstanceId"] == iid)
+    code, _ = error_code(ec2.describe_instance_attribute, InstanceId=iid, Attribute="bogus")
+    check("attr-unknown", code == "InvalidParameterValue", code)
+    code, _ = error_code(ec2.describe_instance_attribute, InstanceId="i-0123456789abcdef0",
+                         Attribute="instanceType")
+    check("attr-not-found", code == "InvalidInstanceID.NotFound", code)
+    code, _ = error_code(ec2.describe_instance_attribute, InstanceId=iid, Attribute="userData",
+                         DryRun=True)
+    check("attr-dry-run", code == "DryRunOperation", code)
+    ud = ec2.run_instances(UserData="hello", **args)["Instances"][0]["InstanceId"]
+    got = ec2.describe_instance_attribute(InstanceId=ud, Attribute="userData")["UserData"]
+    check("attr-user-data", got == {"Value": "aGVsbG8="}, got)
+    ec2.terminate_instances(InstanceIds=[ud])
+
     # Termination deletes the DeleteOnTermination volumes, detaches sdf.
     ec2.terminate_instances(InstanceIds=[iid])
     waiter(ec2, "instance_terminated")([iid])
