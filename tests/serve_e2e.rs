@@ -210,6 +210,9 @@ fn assert_clients(outcome: &Outcome, report: &str, full: bool) {
         "boto3-running",
         "boto3-user-data-reaches-guest",
         "boto3-guest-sees-ec2-identity",
+        "boto3-mapped-volume-listed",
+        "boto3-mapped-volume-in-guest",
+        "boto3-instance-attribute",
         // Issue 23: volumes attached at every phase detach.
         "phases-cover-boot",
         "phase-firmware-before-kernel",

@@ -8,7 +8,9 @@
 //! a hung guest's detach until Force; snapshots and volumes made from
 //! them; ModifyVolume while attached; errors, ClientToken, DryRun,
 //! filters, pages, DeleteOnTermination; SIGKILL of the daemon while a
-//! detach is under way. No host networking (`--bridge none`).
+//! detach is under way; RunInstances' data-volume mappings (made at
+//! launch, in vm.json, deleted at termination by DeleteOnTermination)
+//! and DescribeInstanceAttribute. No host networking (`--bridge none`).
 //!
 //! boto3 comes from the venv scripts/install-deps makes
 //! (/var/cache/flint/venv or $FLINT_VENV). Without it the test fails
@@ -38,6 +40,11 @@ fn snapshots_volumes_from_snapshots_and_modify_volume() {
 #[test]
 fn bad_input_tokens_dry_run_filters_pages_and_delete_on_termination() {
     scenario("requests");
+}
+
+#[test]
+fn run_instances_makes_attaches_and_deletes_mapped_data_volumes() {
+    scenario("launch_mappings");
 }
 
 #[test]

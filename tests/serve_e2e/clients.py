@@ -316,6 +316,9 @@ def boto3_lifecycle():
     (inst,) = res.create_instances(
         ImageId=IMAGE, MinCount=1, MaxCount=1, InstanceType="t2.micro", KeyName="e2e",
         UserData=user_data,
+        # A data volume made with the instance (deleted with it: EC2's
+        # default for a mapping).
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdb", "Ebs": {"VolumeSize": 1, "VolumeType": "gp3"}}],
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "boto3"}]}])
     check("boto3-create-instances", inst.id.startswith("i-"), inst.id)
     early = attach_at_phases(ec2, phases, inst.id)
@@ -336,6 +339,13 @@ def boto3_lifecycle():
     check("boto3-guest-sees-ec2-identity",
           identity and identity[-1].split("FLINT-IDENTITY ", 1)[1].startswith("Amazon EC2|t2.micro|amazon|ec2|"),
           identity)
+    inst.reload()
+    mapped = [m["Ebs"]["VolumeId"] for m in inst.block_device_mappings if m["DeviceName"] == "/dev/sdb"]
+    check("boto3-mapped-volume-listed", len(mapped) == 1, inst.block_device_mappings)
+    disks = wait_guest_disks(ec2, inst.id, lambda d: serial_of(mapped[0]) in d, 300)
+    check("boto3-mapped-volume-in-guest", disks is not None and serial_of(mapped[0]) in disks, disks)
+    attr = ec2.describe_instance_attribute(InstanceId=inst.id, Attribute="instanceType")
+    check("boto3-instance-attribute", attr.get("InstanceType", {}).get("Value") == "t2.micro", attr)
     status = ec2.describe_instance_status(InstanceIds=[inst.id])["InstanceStatuses"]
     check("boto3-instance-status", status and status[0]["InstanceState"]["Name"] == "running", status)
 

@@ -166,8 +166,8 @@ def requests(d):
         {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 1}}]), )
     check("root-size-ok-at-image-size", code is None, code)
     code, _ = error_code(ec2.run_instances, **dict(args, BlockDeviceMappings=[
-        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}]))
-    check("non-root-mapping", code == "InvalidBlockDeviceMapping", code)
+        {"DeviceName": "/dev/sdf", "VirtualName": "ephemeral0"}]))
+    check("instance-store-mapping", code == "UnsupportedOperation", code)
     code, _ = error_code(ec2.run_instances, **dict(args, MinCount=3, MaxCount=2))
     check("min-above-max", code == "InvalidParameterValue", code)
     code, _ = error_code(ec2.get_console_output, InstanceId="i-0123456789abcdef0")

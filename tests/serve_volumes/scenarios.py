@@ -12,6 +12,7 @@ from common import (AZ, mapping, metrics, one_volume, running_instance,  # noqa:
                     standin_disk, until, volume_waiter)
 from harness import FLINT, check, error_code, run_scenario, vm_socket, waiter  # noqa: E402
 from requests_checks import requests, snapshots  # noqa: E402
+from launch_checks import launch_mappings  # noqa: E402
 
 
 def hotplug(d):
@@ -221,7 +222,8 @@ def restart(d):
     check("re-plugged", standin_disk(d, iid, a)[0] == 200)
 
 
-SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart, cli_verbs)}
+SCENARIOS = {f.__name__: f for f in (hotplug, snapshots, requests, restart, cli_verbs,
+                                          launch_mappings)}
 
 if __name__ == "__main__":
     run_scenario(SCENARIOS, env={"FLINT_STANDIN_EJECT_MS": "300",

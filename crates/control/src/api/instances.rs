@@ -13,6 +13,7 @@
 //! `--nat`; `--bridge none` runs without host networking: no bridge, no
 //! TAPs).
 
+mod attribute;
 mod describe;
 mod lifecycle;
 mod modify;
@@ -74,6 +75,7 @@ pub fn start(ctx: &Context) -> Result<(), String> {
 /// Registers the instance actions.
 pub fn register(registry: &mut Registry) {
     run::register(registry);
+    attribute::register(registry);
     describe::register(registry);
     lifecycle::register(registry);
     modify::register(registry);

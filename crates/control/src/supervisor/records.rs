@@ -1,7 +1,8 @@
 //! The records a launch creates, in the caller's transaction: the
 //! instance (pending, with its MAC and private address), its root volume
-//! (attached at the root device, its file made later by the launch) and
-//! the tags of both.
+//! (attached at the root device, its file made later by the launch), the
+//! data volumes of its other block-device mappings (attached, their files
+//! made by the launch too) and the tags of all.
 
 use super::SupervisorConfig;
 use super::network::mac_for;
@@ -9,7 +10,8 @@ use super::vm_config::ROOT_DEVICE;
 use super::volume::gib_for;
 use crate::store::images::ImageRecord;
 use crate::store::instances::{InstanceRecord, InstanceState, ShutdownBehavior};
-use crate::store::volumes::{VolumeRecord, VolumeState};
+use crate::store::modifications::VolumeSpec;
+use crate::store::volumes::{AttachmentState, VolumeRecord, VolumeState};
 use crate::store::{StoreError, Tx, now_ms};
 use ec2_wire::ids::{self, ResourceKind};
 use flint_contract::metadata::MetadataOptions;
@@ -33,6 +35,19 @@ pub struct LaunchRequest {
     pub request_hash: Option<String>,
     pub instance_tags: Vec<(String, String)>,
     pub volume_tags: Vec<(String, String)>,
+    /// The data volumes made at launch and attached before the VM starts.
+    pub data_volumes: Vec<DataVolume>,
+}
+
+/// A volume RunInstances makes beside the root (a non-root mapping).
+#[derive(Clone, Debug)]
+pub struct DataVolume {
+    pub device: String,
+    /// Validated, defaults filled.
+    pub spec: VolumeSpec,
+    /// Its contents; None: empty.
+    pub snapshot_id: Option<String>,
+    pub delete_on_termination: bool,
 }
 
 impl LaunchRequest {
@@ -52,6 +67,7 @@ impl LaunchRequest {
             request_hash: None,
             instance_tags: Vec::new(),
             volume_tags: Vec::new(),
+            data_volumes: Vec::new(),
         }
     }
 }
@@ -118,6 +134,30 @@ pub fn insert_instance(
     }
     if !req.volume_tags.is_empty() {
         t.set_tags(&volume_id, &req.volume_tags)?;
+    }
+    // Their files are made by the first launch, before the root's clone.
+    for data in &req.data_volumes {
+        let volume_id = ids::new_id(ResourceKind::Volume);
+        t.insert_volume(&VolumeRecord {
+            id: volume_id.clone(),
+            size_gib: data.spec.size_gib,
+            volume_type: data.spec.volume_type.clone(),
+            iops: data.spec.iops,
+            throughput: data.spec.throughput,
+            snapshot_id: data.snapshot_id.clone(),
+            path: cfg.layout.volume(&volume_id).to_string_lossy().into_owned(),
+            state: VolumeState::InUse,
+            instance_id: Some(id.clone()),
+            device: Some(data.device.clone()),
+            attachment_state: Some(AttachmentState::Attached),
+            delete_on_termination: data.delete_on_termination,
+            created_ms: now,
+            attach_time_ms: Some(now),
+            ..VolumeRecord::default()
+        })?;
+        if !req.volume_tags.is_empty() {
+            t.set_tags(&volume_id, &req.volume_tags)?;
+        }
     }
     Ok(record)
 }

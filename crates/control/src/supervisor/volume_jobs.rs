@@ -89,7 +89,7 @@ impl Supervisor {
         });
     }
 
-    fn make_volume_file(&self, id: &str) -> Result<(), SupervisorError> {
+    pub(super) fn make_volume_file(&self, id: &str) -> Result<(), SupervisorError> {
         let (v, snapshot) = self.store().read(|t| {
             let v = t.get_volume(id)?.ok_or_else(|| StoreError::NotFound {
                 kind: "volume",

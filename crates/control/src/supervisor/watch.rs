@@ -87,6 +87,14 @@ fn launch(sup: &Arc<Supervisor>, id: &str, slot: &mut Slot) -> Result<(), Superv
     })?;
     let root_path = std::path::PathBuf::from(&root.path);
     if !root_path.exists() {
+        // The first launch: the data volumes RunInstances mapped are made
+        // first (empty or from their snapshots), so that a root file
+        // means they all are there.
+        for v in &volumes {
+            if v.id != root.id && !std::path::Path::new(&v.path).exists() {
+                sup.make_volume_file(&v.id)?;
+            }
+        }
         let image = image.as_ref().ok_or_else(|| {
             SupervisorError::Config(format!("image {} is no longer registered", record.image_id))
         })?;

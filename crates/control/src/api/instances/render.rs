@@ -88,6 +88,33 @@ fn transition_reason(r: &InstanceRecord) -> String {
     }
 }
 
+/// The volumes attached to `instance_id`: the root first, then in device
+/// order, as the VM sees them.
+pub fn volumes_of<'v>(volumes: &'v [VolumeRecord], instance_id: &str) -> Vec<&'v VolumeRecord> {
+    let mut on: Vec<&VolumeRecord> = volumes.iter().filter(|v| v.is_on(instance_id)).collect();
+    on.sort_by_key(|v| {
+        let device = v.device.as_deref().unwrap_or("");
+        (device != ROOT_DEVICE, vm_config::device_order(device))
+    });
+    on
+}
+
+/// `blockDeviceMapping` (InstanceBlockDeviceMappingList) of `volumes`.
+pub fn block_device_mapping(x: &mut XmlWriter, volumes: &[&VolumeRecord]) {
+    x.list("blockDeviceMapping", volumes, |x, v| {
+        let status = v
+            .attachment_state
+            .map_or("attached", AttachmentState::as_str);
+        x.text("deviceName", v.device.as_deref().unwrap_or(ROOT_DEVICE))
+            .element("ebs", |x| {
+                x.text("volumeId", &v.id)
+                    .text("status", status)
+                    .timestamp_ms("attachTime", v.attach_time_ms.unwrap_or(v.created_ms))
+                    .bool("deleteOnTermination", v.delete_on_termination);
+            });
+    });
+}
+
 pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
     let cfg = e.cfg;
     let subnet = cfg.subnet.to_string();
@@ -97,16 +124,7 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
     let ip = r.private_ip.map(|ip| ip.to_string());
     let no_tags = Vec::new();
     let tag_list = e.tags.get(&r.id).unwrap_or(&no_tags);
-    let mut volumes: Vec<&VolumeRecord> = e
-        .volumes
-        .iter()
-        .filter(|v| v.instance_id.as_deref() == Some(&r.id))
-        .collect();
-    // The root first, then in device order, as the VM sees them.
-    volumes.sort_by_key(|v| {
-        let device = v.device.as_deref().unwrap_or("");
-        (device != ROOT_DEVICE, vm_config::device_order(device))
-    });
+    let volumes = volumes_of(&e.volumes, &r.id);
     let terminated = r.state == InstanceState::Terminated;
     x.text("instanceId", &r.id).text("imageId", &r.image_id);
     state(x, "instanceState", r.state);
@@ -146,20 +164,9 @@ pub fn instance(x: &mut XmlWriter, r: &InstanceRecord, e: &Extras<'_>) {
     }
     x.text("architecture", "x86_64")
         .text("rootDeviceType", "ebs")
-        .text("rootDeviceName", ROOT_DEVICE)
-        .list("blockDeviceMapping", &volumes, |x, v| {
-            let status = v
-                .attachment_state
-                .map_or("attached", AttachmentState::as_str);
-            x.text("deviceName", v.device.as_deref().unwrap_or(ROOT_DEVICE))
-                .element("ebs", |x| {
-                    x.text("volumeId", &v.id)
-                        .text("status", status)
-                        .timestamp_ms("attachTime", v.attach_time_ms.unwrap_or(v.created_ms))
-                        .bool("deleteOnTermination", v.delete_on_termination);
-                });
-        })
-        .text("virtualizationType", "hvm")
+        .text("rootDeviceName", ROOT_DEVICE);
+    block_device_mapping(x, &volumes);
+    x.text("virtualizationType", "hvm")
         .opt_text("clientToken", r.client_token.as_deref());
     tags(x, tag_list);
     x.text("hypervisor", "xen");

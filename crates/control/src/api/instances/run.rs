@@ -8,17 +8,21 @@ use super::describe::extras;
 use super::{render, supervisor};
 use crate::api::admission_error;
 use crate::api::codec;
+use crate::api::volumes::attach;
 use crate::api::volumes::rules as volume_rules;
-use crate::store::StoreError;
 use crate::store::images::ImageState;
 use crate::store::instances::{InstanceRecord, ShutdownBehavior};
 use crate::store::modifications::VolumeSpec;
+use crate::store::snapshots::SnapshotState;
+use crate::store::{StoreError, Tx};
 use crate::supervisor::network::derived_id;
-use crate::supervisor::records::{self, LaunchRequest};
+use crate::supervisor::records::{self, DataVolume, LaunchRequest};
+use crate::supervisor::vm_config::device_slot;
 use crate::supervisor::{admission, types, volume};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
 use ec2_wire::request::Scope;
+use flint_contract::config::MAX_DISKS;
 use flint_contract::ebs::{VolumeType, max_size_gib};
 use flint_contract::metadata::{HttpTokens, MAX_USER_DATA, MetadataOptions, Toggle};
 
@@ -26,6 +30,8 @@ use flint_contract::metadata::{HttpTokens, MAX_USER_DATA, MetadataOptions, Toggl
 pub const MAX_COUNT: i64 = 20;
 const DEFAULT_TYPE: &str = "t3.micro";
 const ROOT_DEVICES: [&str; 2] = ["/dev/xvda", "/dev/sda1"];
+/// EC2's volume type for a data mapping without one.
+const DEFAULT_DATA_TYPE: &str = "gp2";
 
 pub fn register(r: &mut Registry) {
     r.add(ActionSpec {
@@ -46,6 +52,10 @@ pub fn register(r: &mut Registry) {
             "BlockDeviceMapping.N.Ebs.Iops",
             "BlockDeviceMapping.N.Ebs.Throughput",
             "BlockDeviceMapping.N.Ebs.Encrypted",
+            "BlockDeviceMapping.N.Ebs.KmsKeyId",
+            "BlockDeviceMapping.N.Ebs.SnapshotId",
+            "BlockDeviceMapping.N.NoDevice",
+            "BlockDeviceMapping.N.VirtualName",
             "TagSpecification.N.ResourceType",
             "TagSpecification.N.Tag.N.Key",
             "TagSpecification.N.Tag.N.Value",
@@ -129,7 +139,7 @@ fn run_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     req.bool("Monitoring.Enabled")?;
     req.bool("EbsOptimized")?;
     let mappings = req.structs("BlockDeviceMapping")?;
-    let root = root_mapping(&mappings)?;
+    let (root, data_mappings) = parse_mappings(&mappings)?;
     let token = req.string("ClientToken").filter(|t| !t.is_empty());
     if let Some(t) = token
         && (t.len() > 64 || !t.bytes().all(|b| b.is_ascii_graphic()))
@@ -177,22 +187,18 @@ fn run_instances(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         if let Some(dot) = root.delete_on_termination {
             launch.delete_on_termination = dot;
         }
-        let spec = volume_rules::validate(&VolumeSpec {
+        let spec = validate_mapping(&VolumeSpec {
             size_gib: launch.root_size_gib.unwrap_or(image_gib),
             volume_type: launch.root_volume_type.clone(),
             iops: root.iops,
             throughput: root.throughput,
-        })
-        .map_err(|e| {
-            let code = if e.code == "InvalidParameterCombination" {
-                e.code
-            } else {
-                "InvalidBlockDeviceMapping"
-            };
-            Ec2Error::new(code, 400, e.message)
         })?;
         launch.root_iops = spec.iops;
         launch.root_throughput = spec.throughput;
+        launch.data_volumes = data_mappings
+            .iter()
+            .map(|m| data_volume(t, m))
+            .collect::<Result<_, _>>()?;
         call.check_dry_run()?;
         // As many as the host has room for, down to MinCount (EC2 answers
         // InsufficientInstanceCapacity below that); each root volume starts
@@ -297,36 +303,77 @@ fn toggle(v: &str) -> Option<Toggle> {
     }
 }
 
+/// One EBS mapping of the request (the root's or a data volume's).
 #[derive(Default)]
-struct RootMapping {
+struct EbsMapping {
+    device: String,
     size: Option<u64>,
     volume_type: Option<String>,
     iops: Option<u32>,
     throughput: Option<u32>,
     delete_on_termination: Option<bool>,
+    snapshot_id: Option<String>,
 }
 
-/// Only the root device can be mapped (extra volumes come with
-/// CreateVolume/AttachVolume).
-fn root_mapping(mappings: &[Scope<'_>]) -> Result<RootMapping, Ec2Error> {
-    let mut root = RootMapping::default();
+fn bad_mapping(message: String) -> Ec2Error {
+    Ec2Error::new("InvalidBlockDeviceMapping", 400, message)
+}
+
+/// BlockDeviceMapping: the root device's (its size, type, limits and
+/// DeleteOnTermination; its contents come from the AMI) and data
+/// volumes', each made at launch (empty, or from its SnapshotId) and
+/// attached before the VM starts. NoDevice leaves a device out (this
+/// host's AMIs map no other device, so it only names one); instance store
+/// (VirtualName) does not exist on this host.
+fn parse_mappings(mappings: &[Scope<'_>]) -> Result<(EbsMapping, Vec<EbsMapping>), Ec2Error> {
+    let mut root = EbsMapping::default();
+    let mut data: Vec<EbsMapping> = Vec::new();
+    let mut slots: Vec<String> = Vec::new();
     for m in mappings {
         let device = m.required_string("DeviceName")?;
-        if !ROOT_DEVICES.contains(&device) {
-            return Err(Ec2Error::new(
-                "InvalidBlockDeviceMapping",
-                400,
-                format!(
-                    "Only the root device ({}) can be mapped at launch, not {device:.64}",
-                    ROOT_DEVICES[0]
-                ),
-            ));
+        let is_root = ROOT_DEVICES.contains(&device);
+        if !is_root && (attach::is_root_device(device) || !attach::valid_device(device)) {
+            return Err(bad_mapping(format!(
+                "{device:.64} is not a valid EBS device name."
+            )));
+        }
+        let slot = device_slot(device).to_string();
+        if slots.contains(&slot) || (is_root && slots.iter().any(|s| s == "a" || s == "a1")) {
+            return Err(bad_mapping(format!(
+                "The device '{device:.64}' is used in more than one block-device mapping"
+            )));
+        }
+        slots.push(slot);
+        let has_ebs = m.child("Ebs").is_present();
+        let virtual_name = m.string("VirtualName").filter(|v| !v.is_empty());
+        let no_device = m.string("NoDevice").is_some();
+        if usize::from(has_ebs) + usize::from(virtual_name.is_some()) + usize::from(no_device) > 1 {
+            return Err(Ec2Error::invalid_parameter_combination(format!(
+                "The mapping of {device:.64} may have one of Ebs, VirtualName and NoDevice."
+            )));
+        }
+        if let Some(name) = virtual_name {
+            return Err(Ec2Error::unsupported_operation(format!(
+                "Instance store volumes ({name:.32}) are not supported on this host; map EBS volumes instead."
+            )));
+        }
+        if no_device {
+            if is_root {
+                return Err(bad_mapping(format!(
+                    "The root device {device:.64} cannot be left out with NoDevice."
+                )));
+            }
+            continue;
         }
         let ebs = m.child("Ebs");
+        let mut mapping = EbsMapping {
+            device: device.to_string(),
+            ..EbsMapping::default()
+        };
         // Any size some type takes; the type's own range is checked with
         // the rest of its rules.
         let max_size = i64::try_from(max_size_gib()).unwrap_or(i64::MAX);
-        root.size = ebs.int("VolumeSize", 1..=max_size)?.map(|s| s as u64);
+        mapping.size = ebs.int("VolumeSize", 1..=max_size)?.map(|s| s as u64);
         if let Some(kind) = ebs.string("VolumeType") {
             if kind.parse::<VolumeType>().is_err() {
                 return Err(Ec2Error::invalid_parameter_value(
@@ -335,19 +382,113 @@ fn root_mapping(mappings: &[Scope<'_>]) -> Result<RootMapping, Ec2Error> {
                     "",
                 ));
             }
-            root.volume_type = Some(kind.to_string());
+            mapping.volume_type = Some(kind.to_string());
         }
-        root.delete_on_termination = ebs.bool("DeleteOnTermination")?;
+        mapping.delete_on_termination = ebs.bool("DeleteOnTermination")?;
         // Checked against the volume type's rules once the size is known.
-        root.iops = ebs
+        mapping.iops = ebs
             .int("Iops", 1..=i64::from(u32::MAX))?
             .and_then(|n| u32::try_from(n).ok());
-        root.throughput = ebs
+        mapping.throughput = ebs
             .int("Throughput", 1..=i64::from(u32::MAX))?
             .and_then(|n| u32::try_from(n).ok());
-        ebs.bool("Encrypted")?;
+        if ebs.bool("Encrypted")?.unwrap_or(false) || ebs.string("KmsKeyId").is_some() {
+            return Err(Ec2Error::unsupported_operation(
+                "Encrypted volumes are not supported on this host.",
+            ));
+        }
+        if let Some(id) = ebs.string("SnapshotId").filter(|s| !s.is_empty()) {
+            ids::validate(ResourceKind::Snapshot, id)
+                .map_err(|_| Ec2Error::malformed_id(ResourceKind::Snapshot, id))?;
+            if is_root {
+                return Err(bad_mapping(format!(
+                    "The root device {device:.64} is made from the AMI; it takes no SnapshotId."
+                )));
+            }
+            mapping.snapshot_id = Some(id.to_string());
+        }
+        if is_root {
+            root = mapping;
+        } else {
+            if mapping.size.is_none() && mapping.snapshot_id.is_none() {
+                return Err(bad_mapping(format!(
+                    "The mapping of {device:.64} must contain VolumeSize or SnapshotId."
+                )));
+            }
+            data.push(mapping);
+        }
     }
-    Ok(root)
+    if data.len() + 1 > MAX_DISKS {
+        return Err(Ec2Error::new(
+            "AttachmentLimitExceeded",
+            400,
+            format!(
+                "An instance has at most {MAX_DISKS} volumes attached (the root device and {} more).",
+                MAX_DISKS - 1
+            ),
+        ));
+    }
+    Ok((root, data))
+}
+
+/// A launch volume's spec checked by CreateVolume's rules, its errors
+/// as RunInstances answers them.
+fn validate_mapping(spec: &VolumeSpec) -> Result<VolumeSpec, Ec2Error> {
+    volume_rules::validate(spec).map_err(|e| {
+        let code = if e.code == "InvalidParameterCombination" {
+            e.code
+        } else {
+            "InvalidBlockDeviceMapping"
+        };
+        Ec2Error::new(code, 400, e.message)
+    })
+}
+
+/// A data mapping's volume: its snapshot (completed), size (at least the
+/// snapshot's) and limits.
+fn data_volume(t: &Tx<'_>, m: &EbsMapping) -> Result<DataVolume, Ec2Error> {
+    let snapshot = match &m.snapshot_id {
+        Some(id) => {
+            let s = t
+                .get_snapshot(id)?
+                .ok_or_else(|| Ec2Error::not_found(ResourceKind::Snapshot, &[id]))?;
+            if s.state != SnapshotState::Completed {
+                return Err(Ec2Error::incorrect_state(format!(
+                    "Snapshot '{id}' is {}; a volume can be created from a completed snapshot only.",
+                    s.state.as_str()
+                )));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let size_gib = match (m.size, &snapshot) {
+        (Some(size), Some(s)) if size < s.volume_size_gib => {
+            return Err(bad_mapping(format!(
+                "Volume of size {size}GB is smaller than snapshot '{}', expect size >= {}GB",
+                s.id, s.volume_size_gib
+            )));
+        }
+        (Some(size), _) => size,
+        (None, Some(s)) => s.volume_size_gib,
+        (None, None) => 0,
+    };
+    let spec = validate_mapping(&VolumeSpec {
+        size_gib,
+        volume_type: m
+            .volume_type
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATA_TYPE.to_string()),
+        iops: m.iops,
+        throughput: m.throughput,
+    })?;
+    Ok(DataVolume {
+        device: m.device.clone(),
+        spec,
+        snapshot_id: m.snapshot_id.clone(),
+        // EC2's default for volumes made at launch.
+        delete_on_termination: m.delete_on_termination.unwrap_or(true),
+    })
 }
 
 fn tag_specifications(call: &Call<'_>, launch: &mut LaunchRequest) -> Result<(), Ec2Error> {

@@ -12,7 +12,7 @@
 //! volume_in_use, volume_deleted and snapshot_completed waiters see the
 //! states move.
 
-mod attach;
+pub mod attach;
 mod create;
 mod describe;
 mod detach;
