@@ -38,13 +38,7 @@ impl Tx<'_> {
                 ticks
             ],
         )?;
-        if changed == 0 {
-            return Err(StoreError::NotFound {
-                kind: "instance",
-                id: id.to_string(),
-            });
-        }
-        Ok(())
+        one_instance(changed, id)
     }
 
     /// The recorded process of instance `id`, if all of it is recorded.
@@ -74,13 +68,7 @@ impl Tx<'_> {
             "UPDATE instances SET launch_token = ?2 WHERE id = ?1",
             params![id, token],
         )?;
-        if changed == 0 {
-            return Err(StoreError::NotFound {
-                kind: "instance",
-                id: id.to_string(),
-            });
-        }
-        Ok(())
+        one_instance(changed, id)
     }
 
     /// The token of a launch whose pid was never recorded, if any.
@@ -95,4 +83,15 @@ impl Tx<'_> {
             .optional()?
             .flatten())
     }
+}
+
+/// An UPDATE of one instance's row: it must have found the row.
+fn one_instance(changed: usize, id: &str) -> Result<(), StoreError> {
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            kind: "instance",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
 }

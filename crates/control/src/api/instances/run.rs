@@ -9,11 +9,11 @@ use super::{render, supervisor};
 use crate::api::admission_error;
 use crate::api::codec;
 use crate::api::volumes::attach;
+use crate::api::volumes::create::completed_snapshot;
 use crate::api::volumes::rules as volume_rules;
 use crate::store::images::ImageState;
 use crate::store::instances::{InstanceRecord, ShutdownBehavior};
 use crate::store::modifications::VolumeSpec;
-use crate::store::snapshots::SnapshotState;
 use crate::store::{StoreError, Tx};
 use crate::supervisor::network::derived_id;
 use crate::supervisor::records::{self, DataVolume, LaunchRequest};
@@ -447,21 +447,11 @@ fn validate_mapping(spec: &VolumeSpec) -> Result<VolumeSpec, Ec2Error> {
 /// A data mapping's volume: its snapshot (completed), size (at least the
 /// snapshot's) and limits.
 fn data_volume(t: &Tx<'_>, m: &EbsMapping) -> Result<DataVolume, Ec2Error> {
-    let snapshot = match &m.snapshot_id {
-        Some(id) => {
-            let s = t
-                .get_snapshot(id)?
-                .ok_or_else(|| Ec2Error::not_found(ResourceKind::Snapshot, &[id]))?;
-            if s.state != SnapshotState::Completed {
-                return Err(Ec2Error::incorrect_state(format!(
-                    "Snapshot '{id}' is {}; a volume can be created from a completed snapshot only.",
-                    s.state.as_str()
-                )));
-            }
-            Some(s)
-        }
-        None => None,
-    };
+    let snapshot = m
+        .snapshot_id
+        .as_deref()
+        .map(|id| completed_snapshot(t, id))
+        .transpose()?;
     let size_gib = match (m.size, &snapshot) {
         (Some(size), Some(s)) if size < s.volume_size_gib => {
             return Err(bad_mapping(format!(

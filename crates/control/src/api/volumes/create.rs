@@ -11,9 +11,9 @@ use super::rules::{self, non_negative, small};
 use super::{client_token, render, supervisor};
 use crate::api::admission_error;
 use crate::store::modifications::VolumeSpec;
-use crate::store::now_ms;
-use crate::store::snapshots::SnapshotState;
+use crate::store::snapshots::{SnapshotRecord, SnapshotState};
 use crate::store::volumes::{VolumeRecord, VolumeState};
+use crate::store::{Tx, now_ms};
 use crate::supervisor::{admission, volume};
 use ec2_wire::error::Ec2Error;
 use ec2_wire::ids::{self, ResourceKind};
@@ -139,21 +139,10 @@ fn create_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
         {
             return Ok::<_, Ec2Error>((done, false));
         }
-        let snapshot = match &snapshot_id {
-            Some(id) => {
-                let s = t
-                    .get_snapshot(id)?
-                    .ok_or_else(|| Ec2Error::not_found(ResourceKind::Snapshot, &[id]))?;
-                if s.state != SnapshotState::Completed {
-                    return Err(Ec2Error::incorrect_state(format!(
-                        "Snapshot '{id}' is {}; a volume can be created from a completed snapshot only.",
-                        s.state.as_str()
-                    )));
-                }
-                Some(s)
-            }
-            None => None,
-        };
+        let snapshot = snapshot_id
+            .as_deref()
+            .map(|id| completed_snapshot(t, id))
+            .transpose()?;
         let size_gib = match (size, &snapshot) {
             (Some(size), Some(s)) if size < s.volume_size_gib => {
                 return Err(Ec2Error::invalid_parameter_value(
@@ -208,4 +197,18 @@ fn create_volume(call: &Call<'_>) -> Result<Vec<u8>, Ec2Error> {
     }
     let tags = store.read(|t| t.tags_of(&record.id))?;
     call.reply(|x| render::volume(x, &record, &cfg, &tags))
+}
+
+/// The snapshot a new volume is made from: it must exist and be completed.
+pub fn completed_snapshot(t: &Tx<'_>, id: &str) -> Result<SnapshotRecord, Ec2Error> {
+    let s = t
+        .get_snapshot(id)?
+        .ok_or_else(|| Ec2Error::not_found(ResourceKind::Snapshot, &[id]))?;
+    if s.state != SnapshotState::Completed {
+        return Err(Ec2Error::incorrect_state(format!(
+            "Snapshot '{id}' is {}; a volume can be created from a completed snapshot only.",
+            s.state.as_str()
+        )));
+    }
+    Ok(s)
 }

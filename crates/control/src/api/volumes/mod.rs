@@ -13,7 +13,7 @@
 //! states move.
 
 pub mod attach;
-mod create;
+pub mod create;
 mod describe;
 mod detach;
 pub mod metrics;
