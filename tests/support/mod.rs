@@ -34,6 +34,8 @@ pub struct Running {
     child: std::process::Child,
     log_path: PathBuf,
     _lock: File,
+    /// When the runner started (after the wait for a slot).
+    started: std::time::Instant,
 }
 
 /// What a run produced.
@@ -43,6 +45,9 @@ pub struct Outcome {
     pub report: String,
     pub log_path: PathBuf,
     pub log: String,
+    /// How long the runner took, from its start (not counting the wait
+    /// for a slot) to its exit.
+    pub runner_time: std::time::Duration,
 }
 
 impl Scenario {
@@ -196,6 +201,7 @@ impl Scenario {
             child,
             log_path,
             _lock: lock,
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -253,6 +259,7 @@ impl Running {
             report,
             log_path: self.log_path,
             log,
+            runner_time: self.started.elapsed(),
         }
     }
 }
