@@ -94,8 +94,7 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
 /// The command name (field 2) may hold spaces and parentheses, so fields
 /// are counted after its last ')'.
 pub fn parse_stat(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
+    let mut fields = fields_after_comm(stat)?;
     let state = fields.next()?;
     if state == "Z" || state == "X" || state == "x" {
         return None;
@@ -129,8 +128,14 @@ pub fn find_launched(token: &str) -> Option<(i32, u64)> {
 /// Field 4 of /proc/PID/stat: the parent's pid.
 fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    fields_after_comm(&stat)?.nth(1)?.parse().ok()
+}
+
+/// The fields of a /proc/PID/stat line from field 3 (the state) on: the
+/// command name (field 2) may hold spaces and parentheses, so they start
+/// after its last ')'.
+fn fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
 }
 
 /// Whether `pid` is still the process that started at `ticks`.
