@@ -158,7 +158,12 @@ pub fn admit(
         fits += 1;
     }
     if fits < min {
-        let short = new[fits.min(new.len().saturating_sub(1))];
+        // The first that did not fit (none when fewer than `min` were
+        // asked for at all: nothing to name, no panic).
+        let short = new.get(fits).copied().unwrap_or(Demand {
+            memory_mib: 0,
+            vcpus: 0,
+        });
         return Err(AdmissionError::Instances {
             fits: fits as u64,
             memory_left_mib,
@@ -419,6 +424,8 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(admit(policy, h, &[], &[], 0).ok(), Some(0));
+        // A MinCount above what was asked for is an error, not a panic.
+        assert!(admit(policy, h, &[], &[], 1).is_err());
     }
 
     #[test]
